@@ -1,0 +1,89 @@
+import { allow, deny } from './core/decision.js';
+import { decide } from './core/decide.js';
+import { isExempt, selectToken } from './core/select.js';
+import { auditFromPayload } from './core/audit.js';
+import type { Audit, Decision, HopRequest, Outcome, Policy } from './core/types.js';
+import type { VerifyResult } from './token/types.js';
+import { tokenSha256 } from './token/hash.js';
+import type { ReplayStore } from './token/replay.js';
+
+export interface TokenVerifierLike {
+  verify(token: string): Promise<VerifyResult>;
+}
+
+export interface AuthorizerOptions {
+  readonly policy: Policy;
+  readonly verifier: TokenVerifierLike;
+  /** Present when `replay.enabled`. */
+  readonly replay?: ReplayStore;
+  /** Injected clock (ms since epoch). */
+  readonly now: () => number;
+}
+
+const NO_AUDIT: Audit = Object.freeze({});
+const EXEMPT: Decision = allow('exempt');
+
+/**
+ * The whole pipeline for one hop, phases in SPEC §3 order, each short-circuiting with a
+ * deny value: exempt → token selection → token verification (src/token) → decision core
+ * (src/core, pure) → replay. Used unchanged by the gRPC server and `hopguard check`.
+ * Never throws: any fault is `internal_error`, which denies.
+ */
+export class Authorizer {
+  readonly policy: Policy;
+  private readonly verifier: TokenVerifierLike;
+  private readonly replay: ReplayStore | undefined;
+  private readonly now: () => number;
+  private readonly enforced: boolean;
+
+  constructor(opts: AuthorizerOptions) {
+    this.policy = opts.policy;
+    this.verifier = opts.verifier;
+    this.replay = opts.replay;
+    this.now = opts.now;
+    this.enforced = opts.policy.mode === 'enforce';
+  }
+
+  async authorize(req: HopRequest): Promise<Outcome> {
+    let audit: Audit = NO_AUDIT;
+    try {
+      const policy = this.policy;
+      if (isExempt(req, policy)) return this.outcome(EXEMPT, NO_AUDIT);
+
+      const selected = selectToken(req, policy);
+      if (!('token' in selected)) return this.outcome(selected, NO_AUDIT);
+      const token = selected.token;
+      audit = { tokenSha256: tokenSha256(token) };
+
+      const verified = await this.verifier.verify(token);
+      if (!verified.ok) {
+        audit = { iss: verified.iss, kid: verified.kid, tokenSha256: audit.tokenSha256 };
+        return this.outcome(deny(verified.reason, verified.detail), audit);
+      }
+      const { header, payload, issuer } = verified.token;
+      audit = {
+        iss: issuer.issuer,
+        kid: header.kid,
+        ...auditFromPayload(payload),
+        tokenSha256: audit.tokenSha256,
+      };
+
+      const decision = decide(req, verified.token, policy, this.now());
+      if (!decision.allow || this.replay === undefined) return this.outcome(decision, audit);
+
+      // Replay last: only a token that would otherwise be allowed consumes its single use.
+      const jti = payload.jti as string;
+      const exp = payload.exp as number;
+      const verdict = this.replay.remember(issuer.issuer, jti, exp * 1000 + issuer.clockSkewMs);
+      if (verdict === 'fresh') return this.outcome(decision, audit);
+      if (verdict === 'replayed') return this.outcome(deny('replayed'), audit);
+      return this.outcome(deny('internal_error', 'replay store full of live entries'), audit);
+    } catch (err) {
+      return this.outcome(deny('internal_error', err instanceof Error ? err.message : 'fault'), audit);
+    }
+  }
+
+  private outcome(decision: Decision, audit: Audit): Outcome {
+    return { decision, enforced: this.enforced, audit };
+  }
+}

@@ -1,0 +1,44 @@
+import { readFile } from 'node:fs/promises';
+import { formatIssues, loadConfigFile } from '../config/load.js';
+import { parseJwks } from '../token/jwks.js';
+import { parse, required, type Io } from './args.js';
+
+export const VALIDATE_USAGE = 'hopguard validate --config FILE';
+
+/**
+ * Validates a config the way `serve` would load it, plus what can be checked offline:
+ * each `jwks_file` must exist and hold a usable JWKS. Remote JWKS are not fetched.
+ */
+export async function validateCommand(argv: string[], io: Io): Promise<number> {
+  const { values } = parse(argv, { config: { type: 'string', short: 'c' } });
+  const file = required(values.config, 'config');
+  const loaded = await loadConfigFile(file, process.env);
+  if (!loaded.ok) {
+    io.err(formatIssues(loaded.errors, file) + '\n');
+    return 1;
+  }
+  const problems: { key: string; message: string }[] = [];
+  for (const [n, issuer] of loaded.config.issuers.entries()) {
+    if (issuer.jwks_file === undefined) continue;
+    const key = `issuers[${n}].jwks_file`;
+    let doc: unknown;
+    try {
+      doc = JSON.parse(await readFile(issuer.jwks_file, 'utf8'));
+    } catch (err) {
+      problems.push({ key, message: `cannot read JWKS ${issuer.jwks_file}: ${err instanceof Error ? err.message : err}` });
+      continue;
+    }
+    const jwks = parseJwks(doc);
+    if (!jwks.ok) problems.push({ key, message: `invalid JWKS ${issuer.jwks_file}: ${jwks.problem}` });
+  }
+  if (problems.length > 0) {
+    io.err(formatIssues(problems, file) + '\n');
+    return 1;
+  }
+  const c = loaded.config;
+  io.out(
+    `${file}: ok (workload ${c.workload.id}, mode ${c.mode}, ${c.issuers.length} issuer(s): ` +
+      `${c.issuers.map((i) => i.issuer).join(', ')})\n`,
+  );
+  return 0;
+}

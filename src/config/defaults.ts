@@ -1,0 +1,103 @@
+/**
+ * Every configuration default and limit, named in one place (SPEC §4).
+ *
+ * Durations are in milliseconds here: this is the shape the rest of the program consumes
+ * after the schema has converted `10s`-style strings. Arrays are frozen; the schema copies
+ * them so no two configs share (or can mutate) a default.
+ */
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+
+/** Asymmetric JWS algorithms an issuer may allow. `none` and HS* are never accepted. */
+export const SUPPORTED_ALGORITHMS = Object.freeze([
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+] as const);
+export type SupportedAlgorithm = (typeof SUPPORTED_ALGORITHMS)[number];
+
+export const MODES = Object.freeze(['enforce', 'dry-run'] as const);
+export const EVENT_SINKS = Object.freeze(['stdout', 'http'] as const);
+export const LOG_LEVELS = Object.freeze(['debug', 'info', 'warn', 'error'] as const);
+
+export const DEFAULTS = Object.freeze({
+  listen: Object.freeze({
+    /** ext_authz + grpc.health.v1; loopback so only the local Envoy can call Check. */
+    grpc: '127.0.0.1:9191',
+    /** HTTP /metrics /healthz /readyz. */
+    admin: '127.0.0.1:9464',
+  }),
+  mode: 'enforce' as const,
+  token: Object.freeze({
+    headers: Object.freeze(['delegation-token']),
+    max_bytes: 8192,
+    cache_max_entries: 10_000,
+  }),
+  /** x-hopguard-sub / -actor / -txn on allow (SPEC §6: configurable, on by default). */
+  upstream_headers: true,
+  issuer: Object.freeze({
+    algorithms: Object.freeze(['ES256', 'EdDSA'] as const),
+    typ: 'delegation+jwt',
+    clock_skew: 10 * SECOND,
+    max_lifetime: 300 * SECOND,
+    audience_arrays: false,
+    allow_insecure_http: false,
+    refresh_interval: 5 * MINUTE,
+    cooldown: 30 * SECOND,
+    max_stale: 1 * HOUR,
+    fetch_timeout: 5 * SECOND,
+    max_jwks_bytes: 1024 * 1024,
+  }),
+  delegation: Object.freeze({
+    require_peer_identity: true,
+    max_chain_depth: 4,
+    grant_type: 'hop',
+  }),
+  exempt: Object.freeze([] as const),
+  events: Object.freeze({
+    sinks: Object.freeze(['stdout'] as const),
+    http: Object.freeze({
+      batch_size: 500,
+      flush_interval: 1 * SECOND,
+      max_buffer: 100_000,
+    }),
+    /** Fraction of allow events emitted (denies are always emitted). */
+    sample_allow: 1,
+  }),
+  replay: Object.freeze({
+    enabled: false,
+    max_entries: 100_000,
+  }),
+  log: Object.freeze({
+    level: 'info' as const,
+  }),
+});
+
+/** Hard bounds the schema enforces; values outside are config errors, never clamped. */
+export const LIMITS = Object.freeze({
+  /** Largest config file read (a Kubernetes ConfigMap cannot exceed 1 MiB either). */
+  config_max_bytes: 1024 * 1024,
+  /** YAML alias expansions allowed while building the config (alias-bomb guard). */
+  yaml_max_alias_count: 100,
+  token_max_bytes: 1024 * 1024,
+  token_cache_max_entries: 10_000_000,
+  /**
+   * Largest duration accepted: Node timers silently fire after 1 ms for delays above
+   * 2^31-1 ms, so a bigger refresh_interval would become a hot loop.
+   */
+  duration_max_ms: 2 ** 31 - 1,
+  max_jwks_bytes: 64 * 1024 * 1024,
+  max_chain_depth: 32,
+  events_batch_size: 100_000,
+  events_max_buffer: 10_000_000,
+  replay_max_entries: 10_000_000,
+});

@@ -1,0 +1,184 @@
+/**
+ * YAML text → validated HopguardConfig. Order matters for safety:
+ *   1. parse YAML strictly (duplicate keys, multiple documents, unknown tags are errors;
+ *      alias expansion bounded);
+ *   2. expand `${VAR}` on string scalars of the parsed tree, so an environment value can
+ *      never inject YAML structure and is never expanded twice;
+ *   3. validate with the one schema (schema.ts).
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { parseDocument, type YAMLError } from 'yaml';
+import { LIMITS } from './defaults.js';
+import { describeValue, formatPath, type ConfigIssue } from './issues.js';
+import { validateConfig, type HopguardConfig } from './schema.js';
+
+export { ConfigError, formatIssues, type ConfigIssue } from './issues.js';
+
+export type ConfigResult =
+  | { readonly ok: true; readonly config: HopguardConfig }
+  | { readonly ok: false; readonly errors: ConfigIssue[] };
+
+export interface ParseConfigOptions {
+  /** Variables for `${VAR}` expansion (normally process.env). */
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Display name of the config (a file path); callers pass it to formatIssues. */
+  readonly source?: string;
+  /** Directory that relative `jwks_file` paths are resolved against (default: left as is). */
+  readonly baseDir?: string;
+}
+
+export function parseConfig(text: string, opts: ParseConfigOptions): ConfigResult {
+  if (Buffer.byteLength(text, 'utf8') > LIMITS.config_max_bytes) {
+    return fail('(file)', `config is larger than ${LIMITS.config_max_bytes} bytes`);
+  }
+  const doc = parseDocument(text, {
+    uniqueKeys: true,
+    // `<<: *defaults` lets issuers share settings; still bounded by maxAliasCount.
+    merge: true,
+    strict: true,
+    prettyErrors: true,
+  });
+  // Warnings (e.g. an unresolved `!tag`) are errors too: a config must mean exactly one thing.
+  const yamlProblems = [...doc.errors, ...doc.warnings];
+  if (yamlProblems.length > 0) return { ok: false, errors: yamlProblems.map(yamlIssue) };
+
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: LIMITS.yaml_max_alias_count });
+  } catch (e) {
+    return fail('(yaml)', `cannot build the document: ${(e as Error).message}`);
+  }
+  if (data === null || data === undefined) return fail('(root)', 'the config is empty; expected a mapping');
+  if (typeof data !== 'object' || Array.isArray(data)) {
+    return fail('(root)', `the config must be a mapping, got ${describeValue(data)}`);
+  }
+
+  const envErrors: ConfigIssue[] = [];
+  const expanded = expandTree(data, [], opts.env, envErrors);
+  const result = validateConfig(expanded, opts.baseDir === undefined ? {} : { baseDir: opts.baseDir });
+  if (envErrors.length === 0) return result;
+  // Report the unset variables, plus schema problems elsewhere (the unexpanded text at
+  // the env-error keys would only add confusing duplicates).
+  const envKeys = new Set(envErrors.map((e) => e.key));
+  const others = result.ok ? [] : result.errors.filter((e) => !envKeys.has(e.key));
+  return { ok: false, errors: [...envErrors, ...others] };
+}
+
+/** Reads and parses a config file; read problems are reported under the key `(file)`. */
+export async function loadConfigFile(
+  path: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Promise<ConfigResult> {
+  let text: string;
+  try {
+    // stat first: refuse directories, devices and oversized files before reading them.
+    const st = await stat(path);
+    if (!st.isFile()) return fail('(file)', `${path} is not a regular file`);
+    if (st.size > LIMITS.config_max_bytes) {
+      return fail('(file)', `${path} is larger than ${LIMITS.config_max_bytes} bytes`);
+    }
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    return fail('(file)', `cannot read ${path}: ${err.code ?? err.message}`);
+  }
+  return parseConfig(text, { env, source: path, baseDir: dirname(path) });
+}
+
+function fail(key: string, message: string): ConfigResult {
+  return { ok: false, errors: [{ key, message }] };
+}
+
+function yamlIssue(e: YAMLError): ConfigIssue {
+  // With prettyErrors the message carries " at line L, column C:" and a source excerpt;
+  // keep the first clause and report the position as data.
+  const text = e.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '') ?? e.message;
+  const pos = e.linePos?.[0];
+  if (pos === undefined) return { key: '(yaml)', message: text };
+  return { key: '(yaml)', message: `line ${pos.line}, column ${pos.col}: ${text}`, line: pos.line, col: pos.col };
+}
+
+// ---------------------------------------------------------------------------------------
+// ${VAR} expansion.
+
+const VAR_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Rebuilds the tree with every string value expanded; mapping keys are left alone. */
+function expandTree(
+  v: unknown,
+  path: PropertyKey[],
+  env: Readonly<Record<string, string | undefined>>,
+  errors: ConfigIssue[],
+): unknown {
+  if (typeof v === 'string') {
+    const r = expandString(v, env);
+    if (typeof r === 'string') return r;
+    errors.push({ key: formatPath(path), message: r.error });
+    return v;
+  }
+  if (Array.isArray(v)) return v.map((item, i) => expandTree(item, [...path, i], env, errors));
+  if (v !== null && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, child] of Object.entries(v)) {
+      // defineProperty: a `__proto__` key stays an ordinary (and later rejected) key.
+      Object.defineProperty(out, k, {
+        value: expandTree(child, [...path, k], env, errors),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
+    return out;
+  }
+  return v;
+}
+
+/**
+ * `${VAR}`, `${VAR:-default}` (default when unset or empty, taken literally) and `$$` for a
+ * literal `$`. Any other `$` is an error, so `$HOME` is never silently kept as text.
+ * Exported for tests.
+ */
+export function expandString(
+  s: string,
+  env: Readonly<Record<string, string | undefined>>,
+): string | { error: string } {
+  if (!s.includes('$')) return s;
+  let out = '';
+  let i = 0;
+  while (i < s.length) {
+    const dollar = s.indexOf('$', i);
+    if (dollar < 0) {
+      out += s.slice(i);
+      break;
+    }
+    out += s.slice(i, dollar);
+    const next = s[dollar + 1];
+    if (next === '$') {
+      out += '$';
+      i = dollar + 2;
+      continue;
+    }
+    if (next !== '{') {
+      return { error: 'unescaped "$": write $$ for a literal $, or ${VAR} for a variable' };
+    }
+    const close = s.indexOf('}', dollar + 2);
+    if (close < 0) return { error: 'unterminated "${": expected ${VAR} or ${VAR:-default}' };
+    const body = s.slice(dollar + 2, close);
+    const sep = body.indexOf(':-');
+    const name = sep < 0 ? body : body.slice(0, sep);
+    if (!VAR_NAME_RE.test(name)) {
+      return { error: `invalid variable reference \${${body}}: expected \${VAR} or \${VAR:-default}` };
+    }
+    const value = Object.prototype.hasOwnProperty.call(env, name) ? env[name] : undefined;
+    if (sep >= 0) {
+      out += value === undefined || value === '' ? body.slice(sep + 2) : value;
+    } else if (value === undefined) {
+      return { error: `environment variable ${name} is not set (use \${${name}:-default} for a default)` };
+    } else {
+      out += value;
+    }
+    i = close + 1;
+  }
+  return out;
+}

@@ -1,0 +1,189 @@
+import * as grpc from '@grpc/grpc-js';
+import { deny } from '../core/decision.js';
+import type { HopRequest, Outcome } from '../core/types.js';
+import { createHealthService, type HealthState } from './health.js';
+import {
+  authorizationServiceDefinition,
+  healthServiceDefinition,
+  type CheckRequestMsg,
+  type CheckResponseMsg,
+} from './proto.js';
+import { toHopRequest } from './request.js';
+import { internalErrorResponse, toCheckResponse } from './response.js';
+
+export interface GrpcServerOptions {
+  /** `host:port`; port 0 picks a free port; IPv6 as `[::1]:0`. */
+  readonly address: string;
+  /** The decision for one hop. A rejection or throw is answered with internal_error (503). */
+  readonly authorize: (req: HopRequest) => Promise<Outcome>;
+  /** Read per call so a config reload applies to the next Check. */
+  readonly tokenHeaders: () => readonly string[];
+  readonly upstreamHeaders: () => boolean;
+  /**
+   * Called exactly once per Check after the answer is sent (telemetry). Its exceptions
+   * (and rejections, if it returns a promise) are swallowed: they never change an answer.
+   */
+  readonly onDecision?: (req: HopRequest, outcome: Outcome, response: CheckResponseMsg, latencyNs: bigint) => void;
+  /** Told about faults that became internal_error answers or broke onDecision (for logs). */
+  readonly onError?: (err: unknown, stage: 'check' | 'onDecision') => void;
+  readonly health: HealthState;
+  /** Bytes; grpc-js' default (4 MiB) when unset. Requests carrying bodies can be large. */
+  readonly maxReceiveMessageLength?: number;
+}
+
+export interface GrpcServerHandle {
+  readonly port: number;
+  readonly server: grpc.Server;
+  /**
+   * Marks health NOT_SERVING, ends Watch streams, lets in-flight Checks finish for up
+   * to `graceMs`, then cancels whatever is left.
+   */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+/** The outcome reported for a Check that faulted: enforced even in dry-run (fail closed). */
+const INTERNAL_ERROR_OUTCOME: Outcome = Object.freeze({
+  decision: deny('internal_error'),
+  enforced: true,
+  audit: Object.freeze({}),
+});
+
+export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServerHandle> {
+  const serverOptions: grpc.ServerOptions = {};
+  if (opts.maxReceiveMessageLength !== undefined) {
+    serverOptions['grpc.max_receive_message_length'] = opts.maxReceiveMessageLength;
+  }
+  const server = new grpc.Server(serverOptions);
+  const health = createHealthService(opts.health);
+
+  server.addService(authorizationServiceDefinition, { Check: checkHandler(opts) });
+  server.addService(healthServiceDefinition, health.implementation);
+
+  // Insecure (plaintext) on purpose: hopguard is a sidecar and Envoy calls it over
+  // loopback inside the pod (SPEC §4 keeps listen.grpc on 127.0.0.1). The caller's
+  // identity comes from Envoy's mTLS termination, not from this channel.
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(opts.address, grpc.ServerCredentials.createInsecure(), (err, p) => {
+      if (err) {
+        server.forceShutdown(); // release whatever was set up; the caller gets the error
+        reject(err);
+      } else resolve(p);
+    });
+  });
+
+  let shuttingDown: Promise<void> | undefined;
+  return {
+    port,
+    server,
+    shutdown(graceMs: number): Promise<void> {
+      shuttingDown ??= new Promise<void>((resolve) => {
+        opts.health.setServing(false);
+        health.close();
+        const timer = setTimeout(() => server.forceShutdown(), Math.max(0, graceMs));
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      return shuttingDown;
+    },
+  };
+}
+
+function checkHandler(opts: GrpcServerOptions): grpc.handleUnaryCall<CheckRequestMsg, CheckResponseMsg> {
+  // Envoy's per-call timeout arrives as the gRPC deadline: grpc-js cancels the call and
+  // drops a late answer, so a slow authorize needs no extra handling here; the decision
+  // is still reported once it completes.
+  return (call, callback) => {
+    void answer(opts, call.request, callback);
+  };
+}
+
+async function answer(
+  opts: GrpcServerOptions,
+  msg: CheckRequestMsg,
+  callback: grpc.sendUnaryData<CheckResponseMsg>,
+): Promise<void> {
+  const started = process.hrtime.bigint();
+  let req: HopRequest | undefined;
+  let outcome: Outcome = INTERNAL_ERROR_OUTCOME;
+  let response: CheckResponseMsg | undefined;
+  try {
+    req = toHopRequest(msg, opts.tokenHeaders());
+    const o = await opts.authorize(req);
+    response = toCheckResponse(o, req, { upstreamHeaders: opts.upstreamHeaders() });
+    outcome = o;
+  } catch (err) {
+    // Fail closed on any fault: toHopRequest, authorize, the outcome's shape, config getters.
+    response = undefined;
+    outcome = INTERNAL_ERROR_OUTCOME;
+    fault(opts, err);
+  }
+  // From here on nothing may throw: exactly one callback, then at most one report.
+  response ??= internalErrorResponse(req?.requestId ?? bestEffortRequestId(msg));
+  const latencyNs = process.hrtime.bigint() - started;
+  try {
+    callback(null, response);
+  } catch (err) {
+    fault(opts, err);
+  }
+  report(opts, req ?? fallbackRequest(msg), outcome, response, latencyNs);
+}
+
+function fault(opts: GrpcServerOptions, err: unknown): void {
+  try {
+    opts.onError?.(err, 'check');
+  } catch {
+    // logging must not affect the answer
+  }
+}
+
+function report(
+  opts: GrpcServerOptions,
+  req: HopRequest,
+  outcome: Outcome,
+  response: CheckResponseMsg,
+  latencyNs: bigint,
+): void {
+  if (opts.onDecision === undefined) return;
+  try {
+    const r: unknown = opts.onDecision(req, outcome, response, latencyNs);
+    if (r instanceof Promise) r.catch((err: unknown) => onDecisionError(opts, err));
+  } catch (err) {
+    onDecisionError(opts, err);
+  }
+}
+
+function onDecisionError(opts: GrpcServerOptions, err: unknown): void {
+  try {
+    opts.onError?.(err, 'onDecision');
+  } catch {
+    // ignore
+  }
+}
+
+/** For the internal_error answer when toHopRequest itself failed. */
+function bestEffortRequestId(msg: unknown): string {
+  try {
+    const http = (msg as CheckRequestMsg | undefined)?.attributes?.request?.http;
+    const h = http?.headers;
+    const v = h !== undefined && Object.hasOwn(h, 'x-request-id') ? h['x-request-id'] : http?.id;
+    return typeof v === 'string' ? v : '';
+  } catch {
+    return '';
+  }
+}
+
+function fallbackRequest(msg: unknown): HopRequest {
+  return {
+    method: '',
+    path: '',
+    tokenFromHeaders: [],
+    tokenFromHeaderMap: [],
+    caller: undefined,
+    callerCertificate: undefined,
+    contextExtensions: {},
+    requestId: bestEffortRequestId(msg),
+    traceId: '',
+  };
+}

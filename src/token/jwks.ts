@@ -1,0 +1,145 @@
+import { importJWK, type JWK } from 'jose';
+import { jwsAlgorithm, keyFitsAlgorithm } from './algorithms.js';
+import type { KeyLookup } from './types.js';
+
+/**
+ * An issuer's verification keys, indexed by `kid`. Immutable: a refreshed document yields
+ * a new set. Keys are imported lazily (most kids are never used) and each (kid, alg) import
+ * is cached as a promise, so concurrent first uses share one import.
+ */
+export interface JwkSet {
+  /** Number of usable-for-signature keys retained (keys with a kid, `use` sig, `key_ops` verify). */
+  readonly size: number;
+  kids(): readonly string[];
+  has(kid: string): boolean;
+  /** found / unknown / unusable; never rejects, never 'unavailable'. */
+  lookup(kid: string, alg: string): Promise<KeyLookup>;
+}
+
+export type ParseJwksResult = { ok: true; keys: JwkSet } | { ok: false; problem: string };
+
+/** Upper bound on `keys` entries: real issuers publish a handful; more is abuse or error. */
+export const MAX_JWKS_KEYS = 256;
+
+/** JWK members that carry private or symmetric key material (RFC 7518 §6, AKP `priv`). */
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k', 'priv'] as const;
+
+const UNKNOWN: KeyLookup = Object.freeze({ status: 'unknown' });
+const UNUSABLE: KeyLookup = Object.freeze({ status: 'unusable' });
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Copies own members into a prototype-less record (no inherited/polluted lookups). */
+function snapshot(o: Record<string, unknown>): Record<string, unknown> {
+  const s: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  for (const k of Object.keys(o)) s[k] = o[k];
+  return s;
+}
+
+interface Entry {
+  readonly jwk: Readonly<Record<string, unknown>>;
+  readonly imports: Map<string, Promise<KeyLookup>>;
+}
+
+/**
+ * Validates a JWKS document. Rejected outright (the whole document: the issuer is
+ * misconfigured, and guessing would be worse): not `{keys: [...]}`, a non-object entry,
+ * any private or symmetric key material, a symmetric (`oct`) key, two signature keys with
+ * the same kid (ambiguous). Ignored: keys without a non-empty string kid (tokens must name
+ * one), keys whose `use` is not `sig` or whose `key_ops` lacks `verify` (they can never
+ * verify, so they create no ambiguity).
+ */
+export function parseJwks(doc: unknown): ParseJwksResult {
+  if (!isPlainObject(doc)) return { ok: false, problem: 'JWKS is not a JSON object' };
+  const keys = Object.hasOwn(doc, 'keys') ? doc['keys'] : undefined;
+  if (!Array.isArray(keys)) return { ok: false, problem: 'JWKS has no "keys" array' };
+  if (keys.length > MAX_JWKS_KEYS) return { ok: false, problem: `JWKS has more than ${MAX_JWKS_KEYS} keys` };
+  const byKid = new Map<string, Entry>();
+  for (let i = 0; i < keys.length; i++) {
+    const raw: unknown = keys[i];
+    if (!isPlainObject(raw)) return { ok: false, problem: `keys[${i}] is not an object` };
+    const jwk = snapshot(raw);
+    for (const m of PRIVATE_MEMBERS) {
+      if (jwk[m] !== undefined) return { ok: false, problem: `keys[${i}] contains private key material ("${m}")` };
+    }
+    if (jwk['kty'] === 'oct') return { ok: false, problem: `keys[${i}] is a symmetric key` };
+    const kid = jwk['kid'];
+    if (typeof kid !== 'string' || kid.length === 0) continue;
+    if (jwk['use'] !== undefined && jwk['use'] !== 'sig') continue;
+    const ops = jwk['key_ops'];
+    if (ops !== undefined && !(Array.isArray(ops) && ops.includes('verify'))) continue;
+    if (byKid.has(kid)) return { ok: false, problem: `keys[${i}] repeats a kid` };
+    byKid.set(kid, { jwk: Object.freeze(jwk), imports: new Map() });
+  }
+  return { ok: true, keys: new ParsedJwkSet(byKid) };
+}
+
+class ParsedJwkSet implements JwkSet {
+  constructor(private readonly byKid: ReadonlyMap<string, Entry>) {}
+
+  get size(): number {
+    return this.byKid.size;
+  }
+
+  kids(): readonly string[] {
+    return [...this.byKid.keys()];
+  }
+
+  has(kid: string): boolean {
+    return this.byKid.has(kid);
+  }
+
+  lookup(kid: string, alg: string): Promise<KeyLookup> {
+    const entry = this.byKid.get(kid);
+    if (entry === undefined) return Promise.resolve(UNKNOWN);
+    let p = entry.imports.get(alg);
+    if (p === undefined) {
+      p = importFor(entry.jwk, alg);
+      entry.imports.set(alg, p);
+    }
+    return p;
+  }
+}
+
+function str(v: unknown): v is string {
+  return typeof v === 'string' && v.length > 0;
+}
+
+/**
+ * The public members only, so nothing else in the document (key_ops, ext, use, x5c…) can
+ * influence the import; usages then default to ['verify'].
+ */
+function publicJwk(jwk: Readonly<Record<string, unknown>>): JWK | undefined {
+  switch (jwk['kty']) {
+    case 'EC':
+      return str(jwk['crv']) && str(jwk['x']) && str(jwk['y'])
+        ? { kty: 'EC', crv: jwk['crv'], x: jwk['x'], y: jwk['y'] }
+        : undefined;
+    case 'OKP':
+      return str(jwk['crv']) && str(jwk['x']) ? { kty: 'OKP', crv: jwk['crv'], x: jwk['x'] } : undefined;
+    case 'RSA':
+      return str(jwk['n']) && str(jwk['e']) ? { kty: 'RSA', n: jwk['n'], e: jwk['e'] } : undefined;
+    default:
+      return undefined;
+  }
+}
+
+async function importFor(jwk: Readonly<Record<string, unknown>>, alg: string): Promise<KeyLookup> {
+  const a = jwsAlgorithm(alg);
+  if (a === undefined) return UNUSABLE;
+  if (jwk['alg'] !== undefined && jwk['alg'] !== alg) return UNUSABLE;
+  if (jwk['kty'] !== a.kty) return UNUSABLE;
+  if (a.crv !== undefined && jwk['crv'] !== a.crv) return UNUSABLE;
+  const pub = publicJwk(jwk);
+  if (pub === undefined) return UNUSABLE;
+  try {
+    const key = await importJWK(pub, alg);
+    if (key instanceof Uint8Array || !keyFitsAlgorithm(key, a)) return UNUSABLE;
+    return { status: 'found', key };
+  } catch {
+    // Not a valid point / modulus etc.: the kid exists but cannot verify anything.
+    return UNUSABLE;
+  }
+}

@@ -1,0 +1,61 @@
+// CryptoKey is not a global type under lib ES2023 + @types/node 20: take WebCrypto's via jose.
+import type { CryptoKey } from 'jose';
+import type { DenyReason } from '../core/reasons.js';
+import type { IssuerPolicy } from '../core/types.js';
+
+/** The protected header after strict pre-checks: exactly these members, nothing else. */
+export interface JwsHeader {
+  readonly alg: string;
+  readonly typ: string;
+  readonly kid: string;
+}
+
+/** Result of looking a `kid` up in an issuer's key source. */
+export type KeyLookup =
+  | { readonly status: 'found'; readonly key: CryptoKey }
+  | { readonly status: 'unknown' }
+  /** The kid exists but its key cannot verify this alg (kty/crv/alg/use/key_ops): `bad_signature`, no refetch. */
+  | { readonly status: 'unusable' }
+  | { readonly status: 'unavailable'; readonly detail?: string };
+
+/**
+ * Where an issuer's verification keys come from (file, remote JWKS). Implementations own
+ * caching and refresh; `lookup` must never throw and never fetch more than the source's
+ * rate limit allows.
+ */
+export interface KeySource {
+  /** `alg` is the token's (already allow-listed) algorithm: a key that cannot verify it is not returned. */
+  lookup(kid: string, alg: string): Promise<KeyLookup>;
+  /** True once keys have loaded at least once. */
+  ready(): boolean;
+  /** Load initially / start background work. Never rejects: failures leave the source not ready. */
+  start(): Promise<void>;
+  close(): void;
+}
+
+/** A configured issuer at run time: its rules plus its keys. */
+export interface IssuerRuntime {
+  readonly policy: IssuerPolicy;
+  readonly keys: KeySource;
+}
+
+/**
+ * What the token stage hands to the decision core: a signature-verified token whose
+ * payload is a plain JSON object (claims not yet validated: that is the core's job).
+ */
+export interface VerifiedToken {
+  readonly header: JwsHeader;
+  readonly payload: Readonly<Record<string, unknown>>;
+  readonly issuer: IssuerPolicy;
+}
+
+export type VerifyResult =
+  | { readonly ok: true; readonly token: VerifiedToken }
+  | {
+      readonly ok: false;
+      readonly reason: DenyReason;
+      readonly detail?: string;
+      /** Unverified `iss` / `kid`, when they could be read, for audit events only. */
+      readonly iss?: string;
+      readonly kid?: string;
+    };

@@ -1,0 +1,137 @@
+import type { DenyReason } from '../core/reasons.js';
+import type { IssuerPolicy } from '../core/types.js';
+import { expectedSignatureBytes, jwsAlgorithm, keyFitsAlgorithm } from './algorithms.js';
+import { auditString, isParseFailure, own, parseCompact } from './jws.js';
+import type { IssuerRuntime, KeyLookup, VerifyResult } from './types.js';
+
+export interface TokenVerifierOptions {
+  readonly issuers: readonly IssuerRuntime[];
+  /** `token.max_bytes`: a token of exactly this many UTF-8 bytes is accepted. */
+  readonly maxBytes: number;
+}
+
+interface IssuerEntry {
+  readonly runtime: IssuerRuntime;
+  readonly algorithms: ReadonlySet<string>;
+  /** Expected typ, ASCII-lower-cased, without `application/`. */
+  readonly typ: string;
+}
+
+/** Lower-cases ASCII letters only: Unicode case folding could map other text onto ours. */
+function asciiLower(s: string): string {
+  return s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+}
+
+function normalizeTyp(t: string): string {
+  const l = asciiLower(t);
+  return l.startsWith('application/') ? l.slice('application/'.length) : l;
+}
+
+function fail(reason: DenyReason, detail: string, iss?: string, kid?: string): VerifyResult {
+  const r: { ok: false; reason: DenyReason; detail: string; iss?: string; kid?: string } = { ok: false, reason, detail };
+  if (iss !== undefined) r.iss = iss;
+  if (kid !== undefined) r.kid = kid;
+  return r;
+}
+
+/**
+ * The token stage (SPEC §3, from `token_too_large` to `keys_unavailable`), in contract
+ * order. Everything before the signature check works on unverified data and only selects
+ * what to do next (which issuer, which key); nothing from it is trusted until the
+ * signature verifies. `verify` never throws: an unexpected fault is `internal_error`.
+ */
+export class TokenVerifier {
+  private readonly issuers: ReadonlyMap<string, IssuerEntry>;
+  private readonly maxBytes: number;
+
+  constructor(opts: TokenVerifierOptions) {
+    const m = new Map<string, IssuerEntry>();
+    for (const runtime of opts.issuers) {
+      const p = runtime.policy;
+      m.set(p.issuer, { runtime, algorithms: new Set(p.algorithms), typ: normalizeTyp(p.typ) });
+    }
+    this.issuers = m;
+    this.maxBytes = opts.maxBytes;
+  }
+
+  async verify(token: string): Promise<VerifyResult> {
+    let iss: string | undefined;
+    let kid: string | undefined;
+    try {
+      // UTF-16 length is a lower bound of the UTF-8 length: skip the count for huge inputs.
+      if (token.length > this.maxBytes || Buffer.byteLength(token, 'utf8') > this.maxBytes) {
+        return fail('token_too_large', `token over ${this.maxBytes} bytes`);
+      }
+
+      const parsed = parseCompact(token);
+      if (isParseFailure(parsed)) return fail(parsed.reason, parsed.detail, parsed.iss, parsed.kid);
+      const { header, payload } = parsed;
+      iss = auditString(own(payload, 'iss'));
+      kid = auditString(own(header, 'kid'));
+
+      // Issuer first, from the unverified claim: an unknown issuer never causes a key fetch.
+      const issClaim = own(payload, 'iss');
+      const entry = typeof issClaim === 'string' ? this.issuers.get(issClaim) : undefined;
+      if (entry === undefined) {
+        const why =
+          issClaim === undefined ? 'iss absent' : typeof issClaim !== 'string' ? 'iss is not a string' : 'iss is not a configured issuer';
+        return fail('untrusted_issuer', why, iss, kid);
+      }
+      const policy: IssuerPolicy = entry.runtime.policy;
+
+      const alg = own(header, 'alg');
+      // Case-sensitive; `none` and algorithms we cannot verify (HMAC…) are refused even if
+      // a config lists them.
+      const algorithm = typeof alg === 'string' && entry.algorithms.has(alg) ? jwsAlgorithm(alg) : undefined;
+      if (algorithm === undefined) return fail('alg_not_allowed', 'alg is not allowed for this issuer', iss, kid);
+
+      const typ = own(header, 'typ');
+      if (typeof typ !== 'string' || normalizeTyp(typ) !== entry.typ) {
+        return fail('bad_typ', typ === undefined ? 'typ absent' : 'typ does not match', iss, kid);
+      }
+
+      const kidValue = own(header, 'kid');
+      if (typeof kidValue !== 'string' || kidValue.length === 0) {
+        return fail('unknown_key', 'kid absent or not a non-empty string', iss, kid);
+      }
+
+      const found: KeyLookup = await entry.runtime.keys.lookup(kidValue, algorithm.alg);
+      switch (found.status) {
+        case 'unknown':
+          return fail('unknown_key', 'no key with this kid', iss, kid);
+        case 'unavailable':
+          return fail('keys_unavailable', found.detail ?? 'issuer keys unavailable', iss, kid);
+        case 'unusable':
+          return fail('bad_signature', 'key for this kid cannot verify this alg', iss, kid);
+        case 'found':
+          break;
+        default:
+          return fail('internal_error', 'unexpected key lookup result', iss, kid);
+      }
+      const key = found.key;
+      // Defence in depth against a KeySource returning the wrong kind of key.
+      if (!keyFitsAlgorithm(key, algorithm)) {
+        return fail('bad_signature', 'key for this kid cannot verify this alg', iss, kid);
+      }
+      // JWS ECDSA signatures are raw r||s of fixed size; a DER or truncated signature must
+      // fail here rather than depend on how the crypto backend treats odd lengths.
+      if (parsed.signature.length !== expectedSignatureBytes(key, algorithm)) {
+        return fail('bad_signature', 'signature has the wrong length', iss, kid);
+      }
+      let valid: boolean;
+      try {
+        valid = await crypto.subtle.verify(algorithm.verify, key, parsed.signature, parsed.signingInput);
+      } catch {
+        valid = false;
+      }
+      if (!valid) return fail('bad_signature', 'signature does not verify', iss, kid);
+
+      return {
+        ok: true,
+        token: { header: { alg: algorithm.alg, typ, kid: kidValue }, payload, issuer: policy },
+      };
+    } catch {
+      return fail('internal_error', 'unexpected fault during token verification', iss, kid);
+    }
+  }
+}

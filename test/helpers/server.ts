@@ -1,0 +1,81 @@
+/** Starts the real hopguard server (port 0) with a loopback JWKS server and a capturing event sink. */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { startServer, type RunningServer } from '../../src/cli/app.js';
+import { parseConfig } from '../../src/config/load.js';
+import type { EventSink } from '../../src/telemetry/events.js';
+import { Logger } from '../../src/telemetry/log.js';
+
+export class CaptureSink implements EventSink {
+  readonly name = 'capture';
+  readonly lines: string[] = [];
+  write(line: string): boolean {
+    this.lines.push(line);
+    return true;
+  }
+  dropped(): number {
+    return 0;
+  }
+  async flush(): Promise<void> {}
+  events(): Record<string, unknown>[] {
+    return this.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+}
+
+export interface JwksServer {
+  readonly url: string;
+  requests: number;
+  setBody(body: string, status?: number): void;
+  close(): Promise<void>;
+}
+
+export async function startJwksServer(doc: unknown): Promise<JwksServer> {
+  let body = JSON.stringify(doc);
+  let status = 200;
+  const srv = http.createServer((_req, res) => {
+    state.requests++;
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(body);
+  });
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const { port } = srv.address() as AddressInfo;
+  const state: JwksServer = {
+    url: `http://127.0.0.1:${port}/jwks.json`,
+    requests: 0,
+    setBody(b, s = 200) {
+      body = b;
+      status = s;
+    },
+    close: () => new Promise<void>((resolve) => srv.close(() => resolve())),
+  };
+  return state;
+}
+
+export interface TestServer {
+  readonly running: RunningServer;
+  readonly address: string;
+  readonly sink: CaptureSink;
+  readonly clock: { ms: number; now(): number };
+  readonly logs: string[];
+}
+
+/** `yaml` is a complete hopguard config; listen.grpc is forced to 127.0.0.1:0. */
+export async function startTestServer(yaml: string, nowMs: number): Promise<TestServer> {
+  const parsed = parseConfig(yaml, { env: {} });
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
+  const config = { ...parsed.config, listen: { ...parsed.config.listen, grpc: '127.0.0.1:0' } };
+  const sink = new CaptureSink();
+  const clock = {
+    ms: nowMs,
+    now() {
+      return this.ms;
+    },
+  };
+  const logs: string[] = [];
+  const running = await startServer(config, {
+    clock: { now: () => clock.ms },
+    sinks: [sink],
+    logger: new Logger('debug', { write: (l) => void logs.push(l) }),
+  });
+  return { running, address: `127.0.0.1:${running.grpcPort}`, sink, clock, logs };
+}

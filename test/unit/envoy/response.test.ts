@@ -1,0 +1,233 @@
+import { describe, expect, it } from 'vitest';
+import { allow, deny } from '../../../src/core/decision.js';
+import { DENY_MESSAGE, DENY_REASONS, DENY_STATUS } from '../../../src/core/reasons.js';
+import type { Audit, Decision, HopRequest, Outcome } from '../../../src/core/types.js';
+import type { CheckResponseMsg, HeaderValueOptionMsg, StructMsg } from '../../../src/envoy/proto.js';
+import { internalErrorResponse, toCheckResponse } from '../../../src/envoy/response.js';
+
+const CALLER = 'spiffe://prod.example.org/ns/web/sa/frontend';
+const PRIOR = 'spiffe://prod.example.org/ns/edge/sa/gateway';
+const FULL_AUDIT: Audit = {
+  iss: 'https://sts.prod.example.org',
+  kid: 'k1',
+  sub: 'user:alice',
+  actors: [CALLER, PRIOR],
+  jti: 'jti-1',
+  txn: 'txn-1',
+  tokenSha256: 'ab'.repeat(32),
+};
+const ALL3 = ['x-hopguard-sub', 'x-hopguard-actor', 'x-hopguard-txn'];
+
+function req(requestId = 'rid-1'): HopRequest {
+  return {
+    method: 'POST',
+    path: '/v1/ledger/entries',
+    tokenFromHeaders: [],
+    tokenFromHeaderMap: [],
+    caller: CALLER,
+    callerCertificate: undefined,
+    contextExtensions: {},
+    requestId,
+    traceId: '',
+  };
+}
+
+function outcome(decision: Decision, audit: Audit = FULL_AUDIT, enforced = true): Outcome {
+  return { decision, enforced, audit };
+}
+
+const overwrite = (key: string, value: string): HeaderValueOptionMsg => ({
+  header: { key, value },
+  append: { value: false },
+  append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
+});
+
+function md(r: CheckResponseMsg): Record<string, unknown> {
+  const fields = (r.dynamic_metadata as StructMsg).fields;
+  return Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, Object.values(v)[0]]));
+}
+
+function setNames(r: CheckResponseMsg): string[] {
+  return (r.ok_response?.headers ?? []).map((h) => h.header.key);
+}
+
+describe('allow', () => {
+  it('granted: OK, overwrite all three upstream headers, remove none', () => {
+    const r = toCheckResponse(outcome(allow('granted', 0)), req(), { upstreamHeaders: true });
+    expect(r.status.code).toBe(0);
+    expect(r.denied_response).toBeUndefined();
+    expect(r.ok_response).toEqual({
+      headers: [
+        overwrite('x-hopguard-sub', 'user:alice'),
+        overwrite('x-hopguard-actor', CALLER),
+        overwrite('x-hopguard-txn', 'txn-1'),
+      ],
+      headers_to_remove: [],
+    });
+    expect(md(r)).toEqual({
+      decision: 'allow',
+      reason: 'granted',
+      enforced: true,
+      sub: 'user:alice',
+      actor: CALLER,
+      jti: 'jti-1',
+      txn: 'txn-1',
+    });
+  });
+
+  it('granted without txn: txn is removed (spoof stripped), the others set; never both set and removed', () => {
+    const { txn: _t, ...noTxn } = FULL_AUDIT;
+    const r = toCheckResponse(outcome(allow('granted'), noTxn), req(), { upstreamHeaders: true });
+    expect(setNames(r)).toEqual(['x-hopguard-sub', 'x-hopguard-actor']);
+    expect(r.ok_response?.headers_to_remove).toEqual(['x-hopguard-txn']);
+    expect(md(r)).not.toHaveProperty('txn');
+  });
+
+  const unusable: Array<[string, Audit, string[], string[]]> = [
+    ['empty audit', {}, [], ALL3],
+    ['empty sub', { ...FULL_AUDIT, sub: '' }, ['x-hopguard-actor', 'x-hopguard-txn'], ['x-hopguard-sub']],
+    ['CR/LF in sub (header injection)', { ...FULL_AUDIT, sub: 'a\r\nx-admin: 1' }, ['x-hopguard-actor', 'x-hopguard-txn'], ['x-hopguard-sub']],
+    ['NUL in txn', { ...FULL_AUDIT, txn: 'a\u0000b' }, ['x-hopguard-sub', 'x-hopguard-actor'], ['x-hopguard-txn']],
+    ['no actors', { ...FULL_AUDIT, actors: [] }, ['x-hopguard-sub', 'x-hopguard-txn'], ['x-hopguard-actor']],
+  ];
+  it.each(unusable)('granted with %s: unusable values are removed, not set', (_n, audit, set, removed) => {
+    const r = toCheckResponse(outcome(allow('granted'), audit), req(), { upstreamHeaders: true });
+    expect(setNames(r)).toEqual(set);
+    expect(r.ok_response?.headers_to_remove).toEqual(removed);
+    for (const h of r.ok_response?.headers ?? []) {
+      expect(r.ok_response?.headers_to_remove).not.toContain(h.header.key);
+      expect(h.append_action).toBe('OVERWRITE_IF_EXISTS_OR_ADD');
+      expect(h.append).toEqual({ value: false });
+    }
+  });
+
+  it('a tab inside a value is legal and kept', () => {
+    const r = toCheckResponse(outcome(allow('granted'), { ...FULL_AUDIT, txn: 'a\tb' }), req(), { upstreamHeaders: true });
+    expect(r.ok_response?.headers).toContainEqual(overwrite('x-hopguard-txn', 'a\tb'));
+  });
+
+  it('exempt: vouches for nothing, removes all three even if audit had values', () => {
+    const r = toCheckResponse(outcome(allow('exempt'), FULL_AUDIT), req(), { upstreamHeaders: true });
+    expect(r.status.code).toBe(0);
+    expect(r.ok_response).toEqual({ headers: [], headers_to_remove: ALL3 });
+    expect(md(r)).toMatchObject({ decision: 'allow', reason: 'exempt', enforced: true });
+  });
+
+  it('upstream headers disabled: sets nothing, still strips spoofed copies', () => {
+    const r = toCheckResponse(outcome(allow('granted')), req(), { upstreamHeaders: false });
+    expect(r.ok_response).toEqual({ headers: [], headers_to_remove: ALL3 });
+    expect(md(r)).toMatchObject({ decision: 'allow', reason: 'granted', sub: 'user:alice' });
+  });
+
+  it('dry-run allow is a normal allow with enforced: false in metadata', () => {
+    const r = toCheckResponse(outcome(allow('granted'), FULL_AUDIT, false), req(), { upstreamHeaders: true });
+    expect(setNames(r)).toEqual(ALL3);
+    expect(md(r)).toMatchObject({ decision: 'allow', enforced: false });
+  });
+});
+
+describe('deny', () => {
+  const table: Array<[string, number, number, boolean]> = [
+    ['missing_token', 401, 16, true],
+    ['bad_signature', 401, 16, true],
+    ['actor_mismatch', 403, 7, false],
+    ['grant_mismatch', 403, 7, false],
+    ['keys_unavailable', 503, 14, false],
+    ['internal_error', 503, 14, false],
+  ];
+  it.each(table)('%s → HTTP %i, gRPC %i', (reason, http, grpcCode, wwwAuth) => {
+    const d = deny(reason as (typeof DENY_REASONS)[number]);
+    const r = toCheckResponse(outcome(d), req(), { upstreamHeaders: true });
+    expect(r.status.code).toBe(grpcCode);
+    expect(r.ok_response).toBeUndefined();
+    expect(r.denied_response?.status).toEqual({ code: http });
+    const headers = [overwrite('content-type', 'application/json')];
+    if (wwwAuth) headers.push(overwrite('www-authenticate', 'Bearer error="invalid_token"'));
+    expect(r.denied_response?.headers).toEqual(headers);
+    expect(JSON.parse(r.denied_response?.body ?? '')).toEqual({
+      error: DENY_MESSAGE[reason as (typeof DENY_REASONS)[number]],
+      reason,
+      request_id: 'rid-1',
+    });
+    expect(md(r)).toMatchObject({ decision: 'deny', reason, enforced: true });
+  });
+
+  it.each(DENY_REASONS.map((r) => [r]))('every deny reason maps: %s', (reason) => {
+    const r = toCheckResponse(outcome(deny(reason), {}), req(), { upstreamHeaders: true });
+    const expected = { 401: 16, 403: 7, 503: 14 }[DENY_STATUS[reason]];
+    expect(r.status.code).toBe(expected);
+    expect(r.denied_response?.status.code).toBe(DENY_STATUS[reason]);
+    expect(JSON.parse(r.denied_response?.body ?? '').reason).toBe(reason);
+  });
+
+  it('body escapes a hostile request id (valid JSON, value round-trips)', () => {
+    const rid = 'a"b\\c\n</script>\u0000\u2028';
+    const r = toCheckResponse(outcome(deny('expired')), req(rid), { upstreamHeaders: true });
+    const body = r.denied_response?.body ?? '';
+    expect(JSON.parse(body)).toEqual({ error: DENY_MESSAGE.expired, reason: 'expired', request_id: rid });
+    expect(body).not.toContain('\n');
+    expect(Object.keys(JSON.parse(body))).toEqual(['error', 'reason', 'request_id']);
+  });
+
+  it('deny metadata carries only known audit facts', () => {
+    const r = toCheckResponse(outcome(deny('grant_mismatch'), { sub: 's', actors: [CALLER] }), req(), { upstreamHeaders: true });
+    expect(md(r)).toEqual({ decision: 'deny', reason: 'grant_mismatch', enforced: true, sub: 's', actor: CALLER });
+  });
+
+  it('dry-run deny: answered OK, nothing vouched, all three removed, real reason in metadata', () => {
+    const r = toCheckResponse(outcome(deny('grant_mismatch'), FULL_AUDIT, false), req(), { upstreamHeaders: true });
+    expect(r.status.code).toBe(0);
+    expect(r.denied_response).toBeUndefined();
+    expect(r.ok_response).toEqual({ headers: [], headers_to_remove: ALL3 });
+    expect(md(r)).toMatchObject({ decision: 'deny', reason: 'grant_mismatch', enforced: false, sub: 'user:alice' });
+  });
+
+  it('an enforced deny with a status outside the table fails closed as internal_error', () => {
+    const odd: Decision = { allow: false, reason: 'grant_mismatch', status: 500 };
+    const r = toCheckResponse(outcome(odd), req(), { upstreamHeaders: true });
+    expect(r.status.code).toBe(14);
+    expect(r.denied_response?.status.code).toBe(503);
+    expect(JSON.parse(r.denied_response?.body ?? '').reason).toBe('internal_error');
+  });
+
+  it('an enforced deny carrying an allow reason fails closed as internal_error', () => {
+    const odd: Decision = { allow: false, reason: 'granted', status: 403 };
+    const r = toCheckResponse(outcome(odd), req(), { upstreamHeaders: true });
+    expect(r.status.code).toBe(14);
+    expect(JSON.parse(r.denied_response?.body ?? '').reason).toBe('internal_error');
+  });
+
+  it('a truthy non-boolean allow is not an allow', () => {
+    const odd = { allow: 'yes', reason: 'granted', status: 200 } as unknown as Decision;
+    const r = toCheckResponse(outcome(odd), req(), { upstreamHeaders: true });
+    expect(r.status.code).toBe(14);
+    expect(r.ok_response).toBeUndefined();
+  });
+
+  it('enforced missing (malformed outcome) is treated as enforced', () => {
+    const o = { decision: deny('expired'), audit: {} } as unknown as Outcome;
+    const r = toCheckResponse(o, req(), { upstreamHeaders: true });
+    expect(r.status.code).toBe(16);
+    expect(md(r)).toMatchObject({ decision: 'deny', enforced: true });
+  });
+});
+
+describe('internalErrorResponse', () => {
+  it('is a 503 internal_error deny with the request id', () => {
+    const r = internalErrorResponse('rid-9');
+    expect(r.status.code).toBe(14);
+    expect(r.denied_response?.status.code).toBe(503);
+    expect(r.denied_response?.headers).toEqual([overwrite('content-type', 'application/json')]);
+    expect(JSON.parse(r.denied_response?.body ?? '')).toEqual({
+      error: DENY_MESSAGE.internal_error,
+      reason: 'internal_error',
+      request_id: 'rid-9',
+    });
+    expect(md(r)).toEqual({ decision: 'deny', reason: 'internal_error', enforced: true });
+  });
+
+  it('never throws on a non-string request id', () => {
+    const r = internalErrorResponse(undefined as unknown as string);
+    expect(JSON.parse(r.denied_response?.body ?? '').request_id).toBe('');
+  });
+});
