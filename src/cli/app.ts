@@ -100,6 +100,7 @@ export async function startServer(config: HopguardConfig, opts: ServeOptions = {
     tokenHeaders: () => tokenHeaders,
     upstreamHeaders: () => upstreamHeaders,
     onDecision,
+    onError: (err, stage) => logger.error('check fault (answered internal_error when in check)', { stage, err }),
     health,
   });
 
