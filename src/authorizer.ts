@@ -14,14 +14,36 @@ export interface TokenVerifierLike {
 export interface AuthorizerOptions {
   readonly policy: Policy;
   readonly verifier: TokenVerifierLike;
-  /** Present when `replay.enabled`. */
+  /**
+   * The single-use memory. Present when replay protection may be used, globally or by some
+   * route (`context_extensions.replay: "on"`); without it such a route fails closed.
+   */
   readonly replay?: ReplayStore;
+  /**
+   * `replay.enabled`: whether routes that do not say otherwise are single-use. Defaults to
+   * `replay !== undefined`. A route overrides it with `context_extensions.replay`.
+   */
+  readonly replayByDefault?: boolean;
   /** Injected clock (ms since epoch). */
   readonly now: () => number;
 }
 
 const NO_AUDIT: Audit = Object.freeze({});
 const EXEMPT: Decision = allow('exempt');
+
+/** The `context_extensions` key by which an Envoy route turns replay protection on or off. */
+export const REPLAY_ROUTE_KEY = 'replay';
+
+/**
+ * Whether this hop is single-use: the route's `context_extensions.replay` when set (`off`
+ * turns it off; `on` — and, failing closed, any other value — turns it on), else the default.
+ */
+export function replayApplies(req: HopRequest, byDefault: boolean): boolean {
+  const ext = req.contextExtensions;
+  const v = Object.hasOwn(ext, REPLAY_ROUTE_KEY) ? ext[REPLAY_ROUTE_KEY] : undefined;
+  if (typeof v !== 'string' || v === '') return byDefault;
+  return v !== 'off';
+}
 
 /**
  * The whole pipeline for one hop, phases in SPEC §3 order, each short-circuiting with a
@@ -33,6 +55,7 @@ export class Authorizer {
   readonly policy: Policy;
   private readonly verifier: TokenVerifierLike;
   private readonly replay: ReplayStore | undefined;
+  private readonly replayByDefault: boolean;
   private readonly now: () => number;
   private readonly enforced: boolean;
 
@@ -40,6 +63,7 @@ export class Authorizer {
     this.policy = opts.policy;
     this.verifier = opts.verifier;
     this.replay = opts.replay;
+    this.replayByDefault = opts.replayByDefault ?? opts.replay !== undefined;
     this.now = opts.now;
     this.enforced = opts.policy.mode === 'enforce';
   }
@@ -69,7 +93,10 @@ export class Authorizer {
       };
 
       const decision = decide(req, verified.token, policy, this.now());
-      if (!decision.allow || this.replay === undefined) return this.outcome(decision, audit);
+      if (!decision.allow || !replayApplies(req, this.replayByDefault)) return this.outcome(decision, audit);
+      if (this.replay === undefined) {
+        return this.outcome(deny('internal_error', 'route requires replay protection but no replay store is configured'), audit);
+      }
 
       // Replay last: only a token that would otherwise be allowed consumes its single use.
       const jti = payload.jti as string;

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { formatIssues, loadConfigFile } from '../config/load.js';
 import { validateClaims } from '../core/claims.js';
 import { explainGrants } from '../core/grants.js';
-import type { HopRequest } from '../core/types.js';
+import type { HopRequest, Outcome } from '../core/types.js';
 import { TokenVerifier } from '../token/verifier.js';
 import { parse, required, UsageError, type Io } from './args.js';
 import { buildEngine, type Clock } from './app.js';
@@ -53,9 +53,8 @@ export async function checkCommand(argv: string[], io: Io): Promise<number> {
   }
   const nowMs = values.now === undefined ? Date.now() : parseNow(values.now);
   const clock: Clock = { now: () => nowMs };
-  const engine = buildEngine(loaded.config, clock);
-  await Promise.all(engine.issuers.map((i) => i.keys.start()));
-
+  // Every usage check and file read happens before key sources start, so an error cannot
+  // leave a started source (and its timers or sockets) behind.
   const certificate = values.cert === undefined ? undefined : encodeURIComponent(await readFile(values.cert, 'utf8'));
   const req: HopRequest = {
     method: required(values.method, 'method'),
@@ -68,15 +67,22 @@ export async function checkCommand(argv: string[], io: Io): Promise<number> {
     requestId: 'hopguard-check',
     traceId: '',
   };
-  const outcome = await engine.authorizer.authorize(req);
-  for (const i of engine.issuers) i.keys.close();
 
-  // Grant-by-grant explanation, when the token verifies and its claims are well formed.
+  const engine = buildEngine(loaded.config, clock);
+  let outcome: Outcome;
   let grants: string[] = [];
-  const verified = await new TokenVerifier({ issuers: engine.issuers, maxBytes: loaded.config.token.max_bytes }).verify(token);
-  if (verified.ok) {
-    const claims = validateClaims(verified.token.payload, engine.authorizer.policy);
-    if ('claims' in claims) grants = explainGrants(claims.claims, req, engine.authorizer.policy);
+  try {
+    await Promise.all(engine.issuers.map((i) => i.keys.start()));
+    outcome = await engine.authorizer.authorize(req);
+    // Grant-by-grant explanation, when the token verifies and its claims are well formed
+    // (the key sources stay open until this second verification has used them).
+    const verified = await new TokenVerifier({ issuers: engine.issuers, maxBytes: loaded.config.token.max_bytes }).verify(token);
+    if (verified.ok) {
+      const claims = validateClaims(verified.token.payload, engine.authorizer.policy);
+      if ('claims' in claims) grants = explainGrants(claims.claims, req, engine.authorizer.policy);
+    }
+  } finally {
+    for (const i of engine.issuers) i.keys.close();
   }
 
   const { decision, audit } = outcome;

@@ -15,6 +15,8 @@ const WORKLOAD = 'spiffe://dev.local/ns/default/sa/api';
 const CALLER = 'spiffe://dev.local/ns/default/sa/web';
 const INTRUDER = 'spiffe://dev.local/ns/default/sa/mallory';
 const TOKEN_TTL_S = 3600;
+/** The default listen.admin port (SPEC §4). */
+const ADMIN_PORT = 9464;
 
 function shellQuote(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
@@ -36,8 +38,11 @@ export async function devCommand(argv: string[], io: Io): Promise<number> {
   const jwksFile = path.join(dir, 'jwks.json');
   await writeFile(jwksFile, JSON.stringify({ keys: [key.publicJwk] }));
 
+  const hostPort = (p: number): string => `${host.includes(':') ? `[${host}]` : host}:${p}`;
   const yaml = [
-    `listen: { grpc: "${host.includes(':') ? `[${host}]` : host}:${port}" }`,
+    // Admin (metrics, probes) on the default port, or any free one with --port 0, so two
+    // dev runs (or tests) never collide on it.
+    `listen: { grpc: "${hostPort(port)}", admin: "${hostPort(port === 0 ? 0 : ADMIN_PORT)}" }`,
     `workload: { id: "${WORKLOAD}" }`,
     'issuers:',
     `  - issuer: ${ISSUER}`,
@@ -73,12 +78,15 @@ export async function devCommand(argv: string[], io: Io): Promise<number> {
   const running = await startServer(parsed.config);
   const self = `node ${shellQuote(path.relative(process.cwd(), process.argv[1] ?? 'dist/main.js') || 'dist/main.js')}`;
   const addr = `${host.includes(':') ? `[${host}]` : host}:${running.grpcPort}`;
+  // Quoted so the commands paste as-is into any POSIX shell or zsh (an IPv6 `[::1]:port`
+  // is a glob pattern there).
   const call = (caller: string, method: string, p: string) =>
-    `${self} call --addr ${addr} --token ${token} --caller ${caller} --method ${method} --path ${shellQuote(p)}`;
+    `${self} call --addr ${shellQuote(addr)} --token ${shellQuote(token)} --caller ${shellQuote(caller)} --method ${method} --path ${shellQuote(p)}`;
   io.out(
     [
       `hopguard dev: ext_authz gRPC on ${addr}, workload ${WORKLOAD}`,
       `issuer ${ISSUER}: ES256 key ${key.kid} (private key in memory only; public JWKS ${jwksFile})`,
+      `metrics: http://${hostPort(running.adminPort)}/metrics (probes: /healthz, /readyz)`,
       '',
       `delegation token (sub user:alice, delegated to ${CALLER}, valid ${TOKEN_TTL_S / 60} min):`,
       token,
@@ -89,7 +97,7 @@ export async function devCommand(argv: string[], io: Io): Promise<number> {
       `A denied hop (same token presented by another workload: actor_mismatch, 403):`,
       `  ${call(INTRUDER, 'POST', '/v1/hello')}`,
       '',
-      'Or explain a decision offline: hopguard check --help. Decision events follow, one JSON line per Check. Ctrl-C stops.',
+      `Or explain a decision offline: ${self} check --help. Decision events follow, one JSON line per Check. Ctrl-C stops.`,
       '',
     ].join('\n'),
   );

@@ -69,6 +69,8 @@ export const DEFAULTS = Object.freeze({
       batch_size: 500,
       flush_interval: 1 * SECOND,
       max_buffer: 100_000,
+      /** Per POST to the collector. */
+      timeout: 5 * SECOND,
     }),
     /** Fraction of allow events emitted (denies are always emitted). */
     sample_allow: 1,
@@ -77,8 +79,29 @@ export const DEFAULTS = Object.freeze({
     enabled: false,
     max_entries: 100_000,
   }),
+  /**
+   * Bounds on one CheckRequest, enforced before any decision work (docs/SECURITY.md). Envoy's
+   * own defaults (60 KiB of request headers, at most 100 of them) stay far below these, so
+   * real traffic never reaches them; a request over a limit gets a gRPC RESOURCE_EXHAUSTED
+   * error, which Envoy (failure_mode_allow: false) turns into a deny.
+   */
+  limits: Object.freeze({
+    /** gRPC max receive message length, bytes (grpc-js' own default is 4 MiB). */
+    max_request_bytes: 1024 * 1024,
+    /** Entries in `headers` plus entries in `header_map`. */
+    max_headers: 1000,
+  }),
   log: Object.freeze({
     level: 'info' as const,
+  }),
+  /**
+   * SIGTERM: `drain` not-ready-but-serving (Kubernetes removes the pod from endpoints and
+   * Envoy stops sending meanwhile), then up to `grace` for in-flight Checks and the event
+   * flush. 5 s + 5 s fits well inside the default terminationGracePeriodSeconds (30 s).
+   */
+  shutdown: Object.freeze({
+    drain: 5 * SECOND,
+    grace: 5 * SECOND,
   }),
 });
 
@@ -100,4 +123,8 @@ export const LIMITS = Object.freeze({
   events_batch_size: 100_000,
   events_max_buffer: 10_000_000,
   replay_max_entries: 10_000_000,
+  /** A CheckRequest with Envoy's minimal attributes is ~1 KiB; bodies need more (with_request_body). */
+  request_min_bytes: 4 * 1024,
+  request_max_bytes: 64 * 1024 * 1024,
+  max_headers: 100_000,
 });

@@ -33,6 +33,8 @@ export {
   type LogConfig,
   type LogLevel,
   type ReplayConfig,
+  type ShutdownConfig,
+  type LimitsConfig,
   type TokenConfig,
   type ValidateOptions,
   type ValidateResult,

@@ -42,10 +42,16 @@ export interface TokenConfig {
 
 export interface IssuerConfig {
   readonly issuer: string;
-  /** Exactly one of jwks_uri / jwks_file is set. */
+  /** Exactly one of jwks_uri / jwks_file / `discovery: true` is set. */
   readonly jwks_uri?: string | undefined;
   /** Absolute when the config was loaded from a file (resolved against its directory). */
   readonly jwks_file?: string | undefined;
+  /**
+   * true: jwks_uri comes from the issuer's OIDC / OAuth discovery document
+   * (`<issuer>/.well-known/openid-configuration`, else `oauth-authorization-server`).
+   * Absent when not given.
+   */
+  readonly discovery?: boolean | undefined;
   readonly algorithms: readonly SupportedAlgorithm[];
   /** As written in the config; toIssuerPolicy normalizes it. */
   readonly typ: string;
@@ -82,6 +88,8 @@ export interface EventsHttpConfig {
   /** Milliseconds. */
   readonly flush_interval: number;
   readonly max_buffer: number;
+  /** Milliseconds per POST; a collector slower than this is retried like a 5xx. */
+  readonly timeout: number;
 }
 
 export interface EventsConfig {
@@ -94,6 +102,21 @@ export interface EventsConfig {
 export interface ReplayConfig {
   readonly enabled: boolean;
   readonly max_entries: number;
+}
+
+export interface LimitsConfig {
+  /** gRPC max receive message length for a CheckRequest, bytes. */
+  readonly max_request_bytes: number;
+  /** Most entries in `headers` plus `header_map` of one CheckRequest. */
+  readonly max_headers: number;
+}
+
+/** Graceful shutdown on SIGTERM/SIGINT, milliseconds. */
+export interface ShutdownConfig {
+  /** Not ready (probes fail) but Checks still answered, while endpoints are updated. */
+  readonly drain: number;
+  /** Then: in-flight Checks finish and events flush within this deadline. */
+  readonly grace: number;
 }
 
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -113,7 +136,9 @@ export interface HopguardConfig {
   readonly exempt: readonly ExemptConfig[];
   readonly events: EventsConfig;
   readonly replay: ReplayConfig;
+  readonly limits: LimitsConfig;
   readonly log: LogConfig;
+  readonly shutdown: ShutdownConfig;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -329,6 +354,7 @@ const issuerShape = {
   issuer: exactString,
   jwks_uri: httpUrl().optional(),
   jwks_file: nonEmpty.optional(),
+  discovery: z.boolean().optional(),
   algorithms: z
     .array(algorithm)
     .min(1)
@@ -349,11 +375,16 @@ const issuerShape = {
   max_jwks_bytes: int(1, LIMITS.max_jwks_bytes).default(D.issuer.max_jwks_bytes),
 };
 
+const KEY_LOCATIONS = 'jwks_uri, jwks_file or discovery: true';
+
 const issuerSchema = z.strictObject(issuerShape).superRefine((i, ctx) => {
   const hasUri = i.jwks_uri !== undefined;
   const hasFile = i.jwks_file !== undefined;
-  if (hasUri && hasFile) addIssue(ctx, 'set exactly one of jwks_uri or jwks_file, not both');
-  if (!hasUri && !hasFile) addIssue(ctx, 'one of jwks_uri or jwks_file is required');
+  const hasDiscovery = i.discovery === true;
+  const n = Number(hasUri) + Number(hasFile) + Number(hasDiscovery);
+  if (n > 1) addIssue(ctx, `set exactly one of ${KEY_LOCATIONS}, not several`);
+  if (n === 0) addIssue(ctx, `one of ${KEY_LOCATIONS} is required`);
+  if (n !== 1) return;
   // Field checks abort on a bad jwks_uri, so this only sees URLs that parsed; startsWith
   // (not new URL) keeps it from ever throwing regardless.
   if (hasUri && !i.allow_insecure_http && !(i.jwks_uri as string).toLowerCase().startsWith('https:')) {
@@ -361,7 +392,36 @@ const issuerSchema = z.strictObject(issuerShape).superRefine((i, ctx) => {
       'jwks_uri',
     ]);
   }
+  if (hasDiscovery) {
+    // The metadata URL is derived from the issuer, so the issuer must be a URL we may fetch.
+    const problem = discoveryIssuerProblem(i.issuer, i.allow_insecure_http);
+    if (problem !== undefined) addIssue(ctx, problem, ['issuer']);
+  }
+  // Remote keys expire max_stale after the last successful fetch; a max_stale below the
+  // refresh period would make them expire between two healthy refreshes.
+  if ((hasUri || hasDiscovery) && i.max_stale < i.refresh_interval) {
+    addIssue(ctx, `must be at least refresh_interval (${i.refresh_interval}ms): keys expire max_stale after the last successful fetch`, [
+      'max_stale',
+    ]);
+  }
 });
+
+/** Why `issuer` cannot be used for discovery, or undefined. */
+export function discoveryIssuerProblem(issuer: string, allowInsecureHttp: boolean): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(issuer);
+  } catch {
+    return 'with discovery: true the issuer must be an https URL';
+  }
+  if (u.protocol === 'http:' && !allowInsecureHttp) {
+    return 'with discovery: true the issuer must be https (set allow_insecure_http: true to allow http, for loopback or dev only)';
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') return 'with discovery: true the issuer must be an https URL';
+  if (u.username !== '' || u.password !== '') return 'must not contain credentials (user:password@)';
+  if (u.search !== '' || u.hash !== '') return 'with discovery: true the issuer must not have a query or #fragment';
+  return undefined;
+}
 
 const delegationShape = {
   require_peer_identity: z.boolean().default(D.delegation.require_peer_identity),
@@ -399,6 +459,7 @@ const eventsHttpShape = {
   batch_size: int(1, LIMITS.events_batch_size).default(D.events.http.batch_size),
   flush_interval: duration(1).default(D.events.http.flush_interval),
   max_buffer: int(1, LIMITS.events_max_buffer).default(D.events.http.max_buffer),
+  timeout: duration(1).default(D.events.http.timeout),
 };
 
 const eventsShape = {
@@ -414,6 +475,16 @@ const eventsShape = {
 const replayShape = {
   enabled: z.boolean().default(D.replay.enabled),
   max_entries: int(1, LIMITS.replay_max_entries).default(D.replay.max_entries),
+};
+
+const limitsShape = {
+  max_request_bytes: int(LIMITS.request_min_bytes, LIMITS.request_max_bytes).default(D.limits.max_request_bytes),
+  max_headers: int(1, LIMITS.max_headers).default(D.limits.max_headers),
+};
+
+const shutdownShape = {
+  drain: duration().default(D.shutdown.drain),
+  grace: duration(1).default(D.shutdown.grace),
 };
 
 const logShape = {
@@ -444,7 +515,9 @@ const rootShape = {
     })
     .prefault({}),
   replay: z.strictObject(replayShape).prefault({}),
+  limits: z.strictObject(limitsShape).prefault({}),
   log: z.strictObject(logShape).prefault({}),
+  shutdown: z.strictObject(shutdownShape).prefault({}),
 };
 
 const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '0:0:0:0:0:0:0:0']);
@@ -481,7 +554,9 @@ export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = Object.fr
   events: Object.keys(eventsShape),
   'events.http': Object.keys(eventsHttpShape),
   replay: Object.keys(replayShape),
+  limits: Object.keys(limitsShape),
   log: Object.keys(logShape),
+  shutdown: Object.keys(shutdownShape),
 });
 
 // ---------------------------------------------------------------------------------------

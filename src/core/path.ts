@@ -73,7 +73,11 @@ function isPathChar(c: number): boolean {
  *   no `%2E` (encoded dot: becomes a dot segment after decoding);
  * - no encoded unreserved character (RFC 3986 §6.2.2.2: they must be decoded, so `%41` is a
  *   second spelling of `A` that would slip past literal grant patterns);
- * - no encoded control character (%00-%1F, %7F: NUL truncation and log-injection tricks).
+ * - no encoded control character (%00-%1F, %7F: NUL truncation and log-injection tricks);
+ * - no double encoding: `%25` followed by two hex digits (`%252e` is `%2e` after one decode
+ *   and `.` after a second: backends or frameworks that decode twice resolve it);
+ * - escaped bytes >= 0x80 form valid UTF-8 (no overlong forms such as `%C0%AE`, which
+ *   lenient decoders turn into `.`, no encoded surrogates, nothing above U+10FFFF).
  */
 export function canonicalProblem(path: string): string | undefined {
   const n = path.length;
@@ -104,6 +108,15 @@ export function canonicalProblem(path: string): string | undefined {
       if (b === 0x5c) return 'encoded backslash (%5C)';
       if (b < 0x20 || b === 0x7f) return 'encoded control character';
       if (isUnreserved(b)) return 'encoded unreserved character';
+      if (b === 0x25 && i + 4 < n && hexValue(path.charCodeAt(i + 3)) >= 0 && hexValue(path.charCodeAt(i + 4)) >= 0) {
+        return 'double percent-encoding (%25XX)';
+      }
+      if (b >= 0x80) {
+        const end = utf8EscapesEnd(path, i, b);
+        if (end < 0) return 'percent-encoded bytes are not valid UTF-8';
+        i = end - 1; // the loop's i++ lands on the character after the sequence
+        continue;
+      }
       i += 2;
       continue;
     }
@@ -113,6 +126,44 @@ export function canonicalProblem(path: string): string | undefined {
     if (!isPathChar(c)) return 'character not allowed in a path';
   }
   return undefined;
+}
+
+/** The byte of the `%XX` escape at `i`, or -1 when there is none. */
+function escapedByte(path: string, i: number): number {
+  if (i + 2 >= path.length || path.charCodeAt(i) !== PERCENT) return -1;
+  const hi = hexValue(path.charCodeAt(i + 1));
+  const lo = hexValue(path.charCodeAt(i + 2));
+  return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
+
+/**
+ * `lead` (>= 0x80) is the byte escaped at `i`: the index just past the escapes that complete
+ * its UTF-8 sequence, or -1 when they do not form a well-formed one (Unicode Table 3-7:
+ * no overlongs, no surrogates, at most U+10FFFF).
+ */
+function utf8EscapesEnd(path: string, i: number, lead: number): number {
+  let count: number;
+  let lo = 0x80;
+  let hi = 0xbf; // allowed range of the first continuation byte
+  if (lead >= 0xc2 && lead <= 0xdf) count = 1;
+  else if (lead >= 0xe0 && lead <= 0xef) {
+    count = 2;
+    if (lead === 0xe0) lo = 0xa0; // overlong
+    if (lead === 0xed) hi = 0x9f; // surrogates
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    count = 3;
+    if (lead === 0xf0) lo = 0x90; // overlong
+    if (lead === 0xf4) hi = 0x8f; // above U+10FFFF
+  } else return -1; // a continuation byte first, C0/C1 (overlong), F5-FF
+  let at = i + 3;
+  for (let k = 0; k < count; k++) {
+    const c = escapedByte(path, at);
+    if (c < lo || c > hi) return -1;
+    lo = 0x80;
+    hi = 0xbf;
+    at += 3;
+  }
+  return at;
 }
 
 /**

@@ -74,6 +74,24 @@ export function toHopRequest(msg: CheckRequestMsg, tokenHeaders: readonly string
   };
 }
 
+/**
+ * Entries in `headers` plus entries in `header_map`, counting no further than `limit + 1`
+ * (callers only ask "over the limit?"). Never throws; odd shapes count as zero.
+ */
+export function headerCount(msg: CheckRequestMsg, limit: number): number {
+  const http = objOrUndef(objOrUndef(objOrUndef(msg)?.attributes?.request)?.http);
+  let n = 0;
+  const headers = objOrUndef(http?.headers);
+  if (headers !== undefined) {
+    for (const key in headers) {
+      if (Object.hasOwn(headers, key) && ++n > limit) return n;
+    }
+  }
+  const entries = objOrUndef(http?.header_map)?.headers;
+  if (Array.isArray(entries)) n += entries.length;
+  return n;
+}
+
 const UPPER = /[A-Z]/;
 const EMPTY: Readonly<Record<string, string>> = Object.freeze({});
 const utf8 = new TextDecoder('utf-8'); // non-fatal: invalid bytes become U+FFFD

@@ -8,7 +8,7 @@ import {
   type CheckRequestMsg,
   type CheckResponseMsg,
 } from './proto.js';
-import { toHopRequest } from './request.js';
+import { headerCount, toHopRequest } from './request.js';
 import { internalErrorResponse, toCheckResponse } from './response.js';
 
 export interface GrpcServerOptions {
@@ -29,6 +29,15 @@ export interface GrpcServerOptions {
   readonly health: HealthState;
   /** Bytes; grpc-js' default (4 MiB) when unset. Requests carrying bodies can be large. */
   readonly maxReceiveMessageLength?: number;
+  /**
+   * `limits.max_headers`: a Check with more entries in `headers` + `header_map` is answered
+   * with gRPC RESOURCE_EXHAUSTED before any decision work (no reason code fits a request
+   * that is not a request Envoy would send; Envoy turns the error into a deny). Unlimited
+   * when unset.
+   */
+  readonly maxHeaders?: number;
+  /** Told about each request refused for a limit (for logs); exceptions are swallowed. */
+  readonly onLimit?: (what: 'max_headers', detail: string) => void;
 }
 
 export interface GrpcServerHandle {
@@ -94,9 +103,32 @@ function checkHandler(opts: GrpcServerOptions): grpc.handleUnaryCall<CheckReques
   // Envoy's per-call timeout arrives as the gRPC deadline: grpc-js cancels the call and
   // drops a late answer, so a slow authorize needs no extra handling here; the decision
   // is still reported once it completes.
+  const maxHeaders = opts.maxHeaders;
   return (call, callback) => {
+    if (maxHeaders !== undefined && overHeaderLimit(call.request, maxHeaders)) {
+      refuse(opts, callback, `request has more than ${maxHeaders} headers (limits.max_headers)`);
+      return;
+    }
     void answer(opts, call.request, callback);
   };
+}
+
+function overHeaderLimit(msg: CheckRequestMsg, limit: number): boolean {
+  try {
+    return headerCount(msg, limit) > limit;
+  } catch {
+    return false; // cannot happen with decoded messages; answer() then fails closed on its own
+  }
+}
+
+/** A request over a limit: a gRPC error, never a decision (and so never an allow). */
+function refuse(opts: GrpcServerOptions, callback: grpc.sendUnaryData<CheckResponseMsg>, detail: string): void {
+  try {
+    opts.onLimit?.('max_headers', detail);
+  } catch {
+    // logging must not affect the answer
+  }
+  callback({ code: grpc.status.RESOURCE_EXHAUSTED, details: detail }, null);
 }
 
 async function answer(

@@ -68,78 +68,181 @@ export function buildDecisionEvent(
   };
 }
 
-/** Where serialized events go. `write` must not block and must not throw. */
+/**
+ * Where serialized events go. One `write` per event (the line ends with '\n'); `write`
+ * must not block and must not throw. Every event a sink does not deliver is counted in
+ * `dropped()` (and reported to metrics by the sink's owner).
+ */
 export interface EventSink {
   readonly name: string;
   /** Returns false when the line was dropped (the sink counts it). */
   write(line: string): boolean;
   dropped(): number;
+  /** Delivers what is buffered; resolves when done or after `timeoutMs`, losing nothing. */
   flush(timeoutMs: number): Promise<void>;
+  /** Final flush: what is still buffered at the deadline is dropped and counted. Default: flush. */
+  close?(timeoutMs: number): Promise<void>;
+  /** Events held in memory, not yet delivered (for the buffered gauge). */
+  buffered?(): number;
+}
+
+/** What the pipeline counts besides events (the Metrics class implements it). */
+export interface PipelineMetrics {
+  decision(allow: boolean, reason: string, enforced: boolean, latencySeconds: number): void;
+  eventsSampled(n?: number): void;
+}
+
+export interface DecisionPipelineOptions {
+  readonly sinks: readonly EventSink[];
+  /** Read per batch so a config reload applies. */
+  readonly workload: () => string;
+  /** Fraction (0..1) of allow events kept; denies are always kept. Default 1. */
+  readonly sampleAllow?: () => number;
+  readonly metrics?: PipelineMetrics;
+  /** [0,1) for sampling requests without a request id. */
+  readonly random?: () => number;
+  /** Runs the batch later; default setImmediate (after pending I/O callbacks). */
+  readonly schedule?: (fn: () => void) => void;
+  /** A fault while building or writing an event (logged by the owner; never thrown). */
+  readonly onError?: (err: unknown) => void;
+}
+
+/** A Check waiting to become an event: only references, no serialization yet. */
+interface Pending {
+  readonly req: HopRequest;
+  readonly outcome: Outcome;
+  readonly tsMs: number;
+  readonly latencyNs: bigint;
 }
 
 /**
- * Stdout sink. `process.stdout` to a pipe is asynchronous in Node: a slow reader makes its
- * buffer grow without bound. We cap the bytes queued in the stream and count what we drop
- * rather than let a stalled log collector take the sidecar's memory.
+ * One decision event per Check, off the hot path. The Check handler calls `record()`
+ * after the answer is handed to gRPC; that only appends a 4-field record and, once per
+ * batch, schedules `drain()` with setImmediate. Building, metrics, sampling,
+ * serialization and sink writes all happen in the drain, after Node has run the pending
+ * I/O callbacks (other Checks' answers), so emitting never delays or changes a decision.
  */
-export class StdoutSink implements EventSink {
-  readonly name = 'stdout';
-  private drops = 0;
-  constructor(
-    private readonly stream: NodeJS.WritableStream & { writableLength?: number } = process.stdout,
-    private readonly maxPendingBytes = 16 * 1024 * 1024,
-  ) {}
-  write(line: string): boolean {
-    if ((this.stream.writableLength ?? 0) > this.maxPendingBytes) {
-      this.drops++;
-      return false;
-    }
-    try {
-      this.stream.write(line);
-      return true;
-    } catch {
-      this.drops++;
-      return false;
-    }
-  }
-  dropped(): number {
-    return this.drops;
-  }
-  flush(timeoutMs: number): Promise<void> {
-    if ((this.stream.writableLength ?? 0) === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, timeoutMs);
-      this.stream.once('drain', () => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
-  }
-}
+export class DecisionPipeline {
+  private pending: Pending[] = [];
+  private scheduled = false;
+  private readonly sinks: readonly EventSink[];
+  private readonly schedule: (fn: () => void) => void;
+  private readonly random: () => number;
+  private readonly drainBound = (): void => this.drain();
+  private counts = { recorded: 0, emitted: 0, sampledOut: 0 };
 
-/** Fans each decision out to every sink; emitting never throws into the Check path. */
-export class EventEmitterPipeline {
-  private emitted = 0;
-  constructor(private readonly sinks: readonly EventSink[]) {}
-  emit(ev: DecisionEvent): void {
-    let line: string;
-    try {
-      line = JSON.stringify(ev) + '\n';
-    } catch {
+  constructor(private readonly opts: DecisionPipelineOptions) {
+    this.sinks = opts.sinks;
+    this.schedule = opts.schedule ?? ((fn) => void setImmediate(fn));
+    this.random = opts.random ?? Math.random;
+  }
+
+  /** Hot path: O(1), one small allocation, never throws. */
+  record(req: HopRequest, outcome: Outcome, tsMs: number, latencyNs: bigint): void {
+    this.pending.push({ req, outcome, tsMs, latencyNs });
+    this.counts.recorded++;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      try {
+        this.schedule(this.drainBound);
+      } catch (err) {
+        this.scheduled = false;
+        this.fault(err);
+      }
+    }
+  }
+
+  /** Processes everything recorded so far (also called by flush/close). */
+  drain(): void {
+    this.scheduled = false;
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    for (const p of batch) {
+      try {
+        this.process(p);
+      } catch (err) {
+        this.fault(err);
+      }
+    }
+  }
+
+  private process(p: Pending): void {
+    const { outcome } = p;
+    const d = outcome.decision;
+    const allow = d.allow === true;
+    const latencyUs = Number(p.latencyNs) / 1000;
+    this.opts.metrics?.decision(allow, d.reason, outcome.enforced !== false, latencyUs / 1e6);
+    if (allow && !this.keep(p.req.requestId)) {
+      this.counts.sampledOut++;
+      this.opts.metrics?.eventsSampled(1);
       return;
     }
-    this.emitted++;
-    for (const s of this.sinks) s.write(line);
+    const ev = buildDecisionEvent(p.req, outcome, { workload: this.opts.workload(), tsMs: p.tsMs, latencyUs });
+    const line = JSON.stringify(ev) + '\n';
+    this.counts.emitted++;
+    for (const s of this.sinks) {
+      try {
+        s.write(line);
+      } catch (err) {
+        this.fault(err);
+      }
+    }
   }
-  count(): number {
-    return this.emitted;
+
+  /**
+   * Sampling of allow events. With a request id the choice is a hash of it, so every
+   * hop of one request (Envoy propagates x-request-id) is kept or dropped together and a
+   * kept request can be followed through the mesh; without one it is random.
+   */
+  private keep(requestId: string): boolean {
+    const rate = this.opts.sampleAllow?.() ?? 1;
+    if (!(rate < 1)) return true;
+    if (!(rate > 0)) return false;
+    const x = requestId === '' ? this.random() : sampleHash(requestId);
+    return x < rate;
   }
+
+  private fault(err: unknown): void {
+    try {
+      this.opts.onError?.(err);
+    } catch {
+      // ignore
+    }
+  }
+
+  /** Checks recorded / events handed to sinks / allow events left out by sampling. */
+  stats(): { readonly recorded: number; readonly emitted: number; readonly sampledOut: number } {
+    return { ...this.counts };
+  }
+
   dropped(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const s of this.sinks) out[s.name] = s.dropped();
     return out;
   }
+
+  /** Emits what is pending and waits for the sinks to deliver, at most `timeoutMs`. */
   async flush(timeoutMs: number): Promise<void> {
-    await Promise.all(this.sinks.map((s) => s.flush(timeoutMs)));
+    this.drain();
+    await Promise.all(this.sinks.map((s) => s.flush(timeoutMs).catch((err: unknown) => this.fault(err))));
   }
+
+  /** Shutdown: emits what is pending, flushes each sink within `timeoutMs`, counts the rest as dropped. */
+  async close(timeoutMs: number): Promise<void> {
+    this.drain();
+    await Promise.all(
+      this.sinks.map((s) => (s.close ? s.close(timeoutMs) : s.flush(timeoutMs)).catch((err: unknown) => this.fault(err))),
+    );
+  }
+}
+
+/** FNV-1a (32 bit) of a string, scaled to [0,1): cheap, stable across processes and hops. */
+export function sampleHash(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) / 0x1_0000_0000;
 }

@@ -61,7 +61,12 @@ export class Logger {
     this.emit('debug', msg, { trace: cat, ...fields });
   }
   private emit(level: LogLevel, msg: string, fields?: Record<string, unknown>): void {
-    const rec = { event: 'hopguard.log', level, ts: new Date().toISOString(), msg, ...fields };
+    const rec: Record<string, unknown> = { event: 'hopguard.log', level, ts: new Date().toISOString(), msg };
+    // The envelope is fixed: a field named `event` (or level, ts, msg) cannot make a log
+    // line pass for a decision event or lie about its level.
+    if (fields !== undefined) {
+      for (const k of Object.keys(fields)) if (!Object.hasOwn(rec, k)) rec[k] = fields[k];
+    }
     let line: string;
     try {
       line = JSON.stringify(rec, errorReplacer);

@@ -1,44 +1,71 @@
+import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 
 /**
- * Single-use `(iss, jti)` memory for `replay.enabled`. An entry lives until the token can
+ * Single-use `(iss, jti)` memory for replay protection. An entry lives until the token can
  * no longer be accepted anyway (exp + clock skew), so the store never forgets a token that
  * could still be replayed — except by eviction, which we refuse: when every slot holds a
  * live entry, `remember` reports `full` and the caller fails closed. A replica only knows
- * the tokens it has seen itself; see README "Replay protection".
+ * the tokens it has seen itself; see docs/SECURITY.md "Replay protection".
  */
 export type ReplayVerdict = 'fresh' | 'replayed' | 'full';
 
 export class ReplayStore {
-  private readonly seen: LRUCache<string, true>;
+  /** Allocated on first use: lru-cache preallocates `max` slots, and a config may never use replay. */
+  private seen: LRUCache<string, true> | undefined;
+  /**
+   * While full, no entry can expire before this instant: purging earlier would scan every
+   * entry for nothing. Without it a full store costs O(max_entries) per request (a CPU DoS
+   * for whoever can fill it).
+   */
+  private fullUntilMs = -Infinity;
+
   constructor(
     private readonly maxEntries: number,
     private readonly now: () => number,
-  ) {
-    // `perf` is our injected clock so TTLs follow the same time as decisions (tests inject it).
-    this.seen = new LRUCache<string, true>({
-      max: maxEntries,
+  ) {}
+
+  private cache(): LRUCache<string, true> {
+    // `perf` is our injected clock so TTLs follow the same time as decisions (tests inject
+    // it). ttlResolution 0: read that clock on every check; lru-cache's default caches it
+    // for 1 ms (and arms a timer per read), so a clock step within a tick went unseen.
+    this.seen ??= new LRUCache<string, true>({
+      max: this.maxEntries,
       ttlAutopurge: false,
       allowStale: false,
-      perf: { now },
+      perf: { now: this.now },
+      ttlResolution: 0,
       ttl: 1, // every set passes its own ttl; this only enables TTL tracking
     });
+    return this.seen;
   }
 
   /** Records the token and says whether it was fresh. `expiresAtMs` = exp + skew, in ms. */
   remember(iss: string, jti: string, expiresAtMs: number): ReplayVerdict {
-    const key = iss + '\n' + jti;
-    if (this.seen.has(key)) return 'replayed';
-    const ttl = Math.max(1, Math.ceil(expiresAtMs - this.now()));
-    if (this.seen.size >= this.maxEntries) {
-      this.seen.purgeStale();
-      if (this.seen.size >= this.maxEntries) return 'full';
+    const seen = this.cache();
+    // A fixed-size digest, so max_entries bounds the memory whatever the jti's length (a
+    // token may carry a jti of several KiB). Length-prefixed: no (iss, jti) pair can spell
+    // another pair's input.
+    const key = createHash('sha256').update(`${iss.length}:${iss}`).update(jti).digest('base64url');
+    if (seen.has(key)) return 'replayed';
+    const now = this.now();
+    const ttl = Math.max(1, Math.ceil(expiresAtMs - now));
+    if (seen.size >= this.maxEntries) {
+      if (now <= this.fullUntilMs) return 'full';
+      seen.purgeStale();
+      if (seen.size >= this.maxEntries) {
+        // Still full of live entries: nothing frees up before the earliest expiry.
+        let soonest = Infinity;
+        for (const k of seen.keys()) soonest = Math.min(soonest, seen.getRemainingTTL(k));
+        this.fullUntilMs = Number.isFinite(soonest) ? now + Math.max(0, soonest) : now;
+        return 'full';
+      }
     }
-    this.seen.set(key, true, { ttl });
+    seen.set(key, true, { ttl });
     return 'fresh';
   }
 
   size(): number {
-    return this.seen.size;
+    return this.seen?.size ?? 0;
   }
 }

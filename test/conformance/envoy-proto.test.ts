@@ -13,7 +13,7 @@ import {
 } from '../../src/envoy/proto.js';
 import { toHopRequest } from '../../src/envoy/request.js';
 import { toCheckResponse } from '../../src/envoy/response.js';
-import { OFFICIAL_INCLUDE_DIRS, loadRoot, officialRoot } from './official.js';
+import { OFFICIAL_INCLUDE_DIRS, loadRoot, officialRoot } from '../helpers/envoy.js';
 
 const official = officialRoot();
 const OfficialCheckRequest = official.lookupType('envoy.service.auth.v3.CheckRequest');

@@ -1,11 +1,18 @@
 /**
- * A client that speaks to hopguard exactly as Envoy does: grpc-js with Envoy's OFFICIAL
- * protos (from @grpc/grpc-js-xds, a devDependency), never with hopguard's own.
+ * Envoy's OFFICIAL protos (shipped in the devDependency @grpc/grpc-js-xds under `deps/`,
+ * never copied into the repo), loaded once for every test that needs them:
+ *   - `officialRoot()`: a protobufjs Root, for encode/decode wire-compatibility checks;
+ *   - `officialAuthorizationClient()` / `officialClient()`: grpc-js clients that speak to
+ *     hopguard exactly as Envoy does, never with hopguard's own definitions.
  */
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+// Besides loading for grpc-js, proto-loader registers google/protobuf/descriptor.proto with
+// protobufjs, which the validate/udpa option extensions of the official files import.
 import * as protoLoader from '@grpc/proto-loader';
+import protobuf from 'protobufjs';
 
 const require = createRequire(import.meta.url);
 const depsDir = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
@@ -14,19 +21,46 @@ export const OFFICIAL_INCLUDE_DIRS = ['envoy-api', 'googleapis', 'xds', 'protoc-
   path.join(depsDir, d),
 );
 
-let cached: grpc.GrpcObject | undefined;
-function official(): grpc.GrpcObject {
-  cached ??= grpc.loadPackageDefinition(
-    protoLoader.loadSync(['envoy/service/auth/v3/external_auth.proto'], {
+const EXT_AUTHZ_PROTO = 'envoy/service/auth/v3/external_auth.proto';
+
+/** A protobufjs Root of `files`, resolving imports against `includeDirs` (like protoc -I). */
+export function loadRoot(files: string[], includeDirs: readonly string[]): protobuf.Root {
+  const root = new protobuf.Root();
+  root.resolvePath = (origin, target) => {
+    if (path.isAbsolute(target)) return target;
+    for (const dir of includeDirs) {
+      const p = path.join(dir, target);
+      if (fs.existsSync(p)) return p;
+    }
+    return protobuf.util.path.resolve(origin, target);
+  };
+  root.loadSync(files, { keepCase: true });
+  root.resolveAll();
+  return root;
+}
+
+let root: protobuf.Root | undefined;
+/** Envoy's official ext_authz v3 definitions as a protobufjs Root. */
+export function officialRoot(): protobuf.Root {
+  root ??= loadRoot([EXT_AUTHZ_PROTO], OFFICIAL_INCLUDE_DIRS);
+  return root;
+}
+
+let clientCtor: grpc.ServiceClientConstructor | undefined;
+/** grpc-js client constructor for `envoy.service.auth.v3.Authorization`, from the official protos. */
+export function officialAuthorizationClient(): grpc.ServiceClientConstructor {
+  clientCtor ??= grpc.makeGenericClientConstructor(
+    protoLoader.loadSync([EXT_AUTHZ_PROTO], {
       keepCase: true,
       longs: String,
       enums: String,
       defaults: false,
       oneofs: true,
       includeDirs: OFFICIAL_INCLUDE_DIRS,
-    }),
+    })['envoy.service.auth.v3.Authorization'] as grpc.ServiceDefinition,
+    'Authorization',
   );
-  return cached;
+  return clientCtor;
 }
 
 export interface OfficialCheckResponse {
@@ -50,10 +84,7 @@ export interface EnvoyLikeClient {
 }
 
 export function officialClient(address: string): EnvoyLikeClient {
-  const pkg = official() as unknown as {
-    envoy: { service: { auth: { v3: { Authorization: grpc.ServiceClientConstructor } } } };
-  };
-  const Client = pkg.envoy.service.auth.v3.Authorization;
+  const Client = officialAuthorizationClient();
   const client = new Client(address, grpc.credentials.createInsecure());
   return {
     check(req, deadlineMs = 5000) {

@@ -8,9 +8,15 @@ import { Logger } from '../../src/telemetry/log.js';
 
 export class CaptureSink implements EventSink {
   readonly name = 'capture';
-  readonly lines: string[] = [];
+  readonly #lines: string[] = [];
+  /** Set by startTestServer: events are written off the hot path, so reading drains first. */
+  pending: () => void = () => {};
+  get lines(): readonly string[] {
+    this.pending();
+    return this.#lines;
+  }
   write(line: string): boolean {
-    this.lines.push(line);
+    this.#lines.push(line);
     return true;
   }
   dropped(): number {
@@ -59,11 +65,11 @@ export interface TestServer {
   readonly logs: string[];
 }
 
-/** `yaml` is a complete hopguard config; listen.grpc is forced to 127.0.0.1:0. */
+/** `yaml` is a complete hopguard config; listen.grpc and listen.admin are forced to 127.0.0.1:0. */
 export async function startTestServer(yaml: string, nowMs: number): Promise<TestServer> {
   const parsed = parseConfig(yaml, { env: {} });
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
-  const config = { ...parsed.config, listen: { ...parsed.config.listen, grpc: '127.0.0.1:0' } };
+  const config = { ...parsed.config, listen: { ...parsed.config.listen, grpc: '127.0.0.1:0', admin: '127.0.0.1:0' } };
   const sink = new CaptureSink();
   const clock = {
     ms: nowMs,
@@ -77,5 +83,6 @@ export async function startTestServer(yaml: string, nowMs: number): Promise<Test
     sinks: [sink],
     logger: new Logger('debug', { write: (l) => void logs.push(l) }),
   });
+  sink.pending = () => running.events.drain();
   return { running, address: `127.0.0.1:${running.grpcPort}`, sink, clock, logs };
 }

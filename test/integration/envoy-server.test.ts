@@ -1,6 +1,5 @@
 import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { allow, deny } from '../../src/core/decision.js';
@@ -9,23 +8,12 @@ import type { HopRequest, Outcome } from '../../src/core/types.js';
 import { HealthState } from '../../src/envoy/health.js';
 import type { CheckResponseMsg } from '../../src/envoy/proto.js';
 import { startGrpcServer, type GrpcServerHandle, type GrpcServerOptions } from '../../src/envoy/server.js';
-import { OFFICIAL_INCLUDE_DIRS } from '../conformance/official.js';
+import { officialAuthorizationClient } from '../helpers/envoy.js';
 
 // --- clients built from definitions that are NOT ours -------------------------------
 
 // Envoy's official ext_authz protos.
-const officialDef = protoLoader.loadSync('envoy/service/auth/v3/external_auth.proto', {
-  keepCase: true,
-  longs: String,
-  enums: String,
-  defaults: false,
-  oneofs: true,
-  includeDirs: OFFICIAL_INCLUDE_DIRS,
-});
-const AuthorizationClient = grpc.makeGenericClientConstructor(
-  officialDef['envoy.service.auth.v3.Authorization'] as grpc.ServiceDefinition,
-  'Authorization',
-);
+const AuthorizationClient = officialAuthorizationClient();
 
 // No official grpc.health.v1 .proto ships in node_modules: an independent reflection-built
 // definition from gRPC's health-checking spec (doc/health-checking.md) stands in for it.

@@ -44,7 +44,9 @@ describe('examples/hopguard.yaml', () => {
       batch_size: 500,
       flush_interval: 1000,
       max_buffer: 100_000,
+      timeout: 5_000,
     });
+    expect(c.shutdown).toEqual({ drain: 5_000, grace: 5_000 });
     expect(c.replay.enabled).toBe(false);
     expect(toPolicy(c).workloadId).toBe(WID);
     expect(c.issuers.map((i) => toIssuerPolicy(i).issuer)).toEqual([

@@ -39,11 +39,13 @@ describe('defaults', () => {
         exempt: [],
         events: {
           sinks: ['stdout'],
-          http: { batch_size: 500, flush_interval: 1_000, max_buffer: 100_000 },
+          http: { batch_size: 500, flush_interval: 1_000, max_buffer: 100_000, timeout: 5_000 },
           sample_allow: 1,
         },
         replay: { enabled: false, max_entries: 100_000 },
+        limits: { max_request_bytes: 1_048_576, max_headers: 1000 },
         log: { level: 'info' },
+        shutdown: { drain: 5_000, grace: 5_000 },
       },
     });
   });
@@ -200,13 +202,13 @@ const badCases: readonly BadCase[] = [
     name: 'both jwks_uri and jwks_file',
     patch: (c) => (c.issuers[0].jwks_file = '/etc/jwks.json'),
     keys: ['issuers[0]'],
-    message: /exactly one of jwks_uri or jwks_file/,
+    message: /exactly one of jwks_uri, jwks_file or discovery: true/,
   },
   {
     name: 'neither jwks_uri nor jwks_file',
     patch: (c) => delete c.issuers[0].jwks_uri,
     keys: ['issuers[0]'],
-    message: 'one of jwks_uri or jwks_file is required',
+    message: 'one of jwks_uri, jwks_file or discovery: true is required',
   },
   { name: 'empty jwks_file', patch: (c) => (c.issuers[0] = { issuer: 'i', jwks_file: '' }), keys: ['issuers[0].jwks_file'] },
   { name: 'missing issuer name', patch: (c) => delete c.issuers[0].issuer, keys: ['issuers[0].issuer'], message: 'required' },

@@ -1,15 +1,13 @@
-import { readFileSync } from 'node:fs';
 import type { HopRequest, IssuerPolicy, Policy } from '../../../src/core/types.js';
+import { CALLER, GRANT, issuerPolicy, NOW_MS, NOW_S, SUBJECT, WORKLOAD } from '../../helpers/tokens.js';
 
 /** Shared, valid-by-default inputs for the core tests: each test mutates one thing. */
 
-export const WORKLOAD = 'spiffe://prod.example.org/ns/payments/sa/ledger';
-export const CALLER = 'spiffe://prod.example.org/ns/orders/sa/orders';
+// The identities, clock and grant are the ones every token test uses (test/helpers/tokens.ts).
+export { CALLER, GRANT, NOW_MS, NOW_S, WORKLOAD };
+export { CALLER_PEM, CALLER_X5T, OTHER_PEM, OTHER_X5T } from '../../helpers/certs.js';
 export const PRIOR = 'spiffe://prod.example.org/ns/web/sa/frontend';
-export const USER = 'user:alice@example.org';
-
-export const NOW_S = 1_800_000_000;
-export const NOW_MS = NOW_S * 1000;
+export const USER = SUBJECT;
 
 export const POLICY: Policy = {
   workloadId: WORKLOAD,
@@ -23,14 +21,8 @@ export const POLICY: Policy = {
   exempt: [{ method: 'GET', path: '/healthz' }],
 };
 
-export const ISSUER: IssuerPolicy = {
-  issuer: 'https://sts.prod.example.org',
-  algorithms: ['ES256'],
-  typ: 'delegation+jwt',
-  clockSkewMs: 10_000,
-  maxLifetimeMs: 300_000,
-  audienceArrays: false,
-};
+/** The core tests' issuer accepts ES256 only. */
+export const ISSUER: IssuerPolicy = issuerPolicy({ algorithms: ['ES256'] });
 
 export function policy(over: Partial<Policy> = {}): Policy {
   return { ...POLICY, ...over };
@@ -39,13 +31,6 @@ export function policy(over: Partial<Policy> = {}): Policy {
 export function issuer(over: Partial<IssuerPolicy> = {}): IssuerPolicy {
   return { ...ISSUER, ...over };
 }
-
-export const GRANT = {
-  type: 'hop',
-  locations: [WORKLOAD],
-  actions: ['POST'],
-  paths: ['/v1/ledger/entries', '/v1/accounts/*/balance', '/v1/reports/**'],
-};
 
 /** A payload that decide() grants for request() at NOW_MS. */
 export function payload(over: Record<string, unknown> = {}): Record<string, unknown> {
@@ -98,17 +83,6 @@ export function chainOf(ids: readonly unknown[]): unknown {
 export function actors(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `spiffe://prod.example.org/ns/hop/sa/a${i}`);
 }
-
-const fixtures = new URL('../../fixtures/', import.meta.url);
-/** Self-signed P-256 certificates generated with openssl for these tests (SAN = CALLER). */
-export const CALLER_PEM = readFileSync(new URL('core-caller-cert.pem', fixtures), 'utf8');
-export const OTHER_PEM = readFileSync(new URL('core-other-cert.pem', fixtures), 'utf8');
-/**
- * Their RFC 8705 thumbprints, computed independently with
- * `openssl x509 -outform DER | openssl dgst -sha256 -binary | base64 | tr '+/' '-_' | tr -d '='`.
- */
-export const CALLER_X5T = 'Ozs79rbqCuug7FuGWKWMwbPlospZa0w0PjMOX5XJQS0';
-export const OTHER_X5T = 'vuEBQesvDzvu0FlnuB0awHyP24RKSBDDQ-r07Euy8sA';
 
 /** Envoy's historical encoding of `source.certificate`: only these five characters are escaped. */
 export function envoyEncode(pem: string): string {

@@ -206,7 +206,18 @@ describe('HttpKeySource: loading', () => {
     expect(await src.lookup(keys.es256.kid, 'ES256')).toMatchObject({ status: 'found' });
     expect(src.ready()).toBe(true);
     expect(src.stats()).toMatchObject({ attempts: 2, successes: 1, failures: 1, lastErrorCode: 'http_status', keyCount: 2 });
-    expect(events).toEqual([{ ok: true }, { ok: false, code: 'http_status', message: expect.any(String) }]);
+    expect(events).toEqual([
+      expect.objectContaining({ ok: true, result: 'ok', trigger: 'start', keyCount: 2, changed: true }),
+      expect.objectContaining({
+        ok: false,
+        result: 'http_status',
+        code: 'http_status',
+        message: expect.any(String),
+        trigger: 'unknown_kid',
+        keyCount: 2,
+        keysUsable: true,
+      }),
+    ]);
 
     srv.doc = { keys: [{ ...keys.es256.publicJwk, d: 'AAAA' }] }; // a bad document is a failure too
     srv.handler = (_req, res) => res.end(JSON.stringify(srv.doc));

@@ -1,0 +1,40 @@
+# syntax=docker/dockerfile:1
+#
+# hopguard image: `hopguard serve` as a non-root process with production dependencies only.
+#
+#   docker build -t hopguard:0.1.0 .
+#   docker run --rm -v "$PWD/examples:/etc/hopguard:ro" \
+#     -e HOPGUARD_WORKLOAD_ID=spiffe://prod.example.org/ns/payments/sa/ledger hopguard:0.1.0
+#
+# test/deploy/package-install.test.ts performs the same production install without Docker
+# (npm pack → npm ci --omit=dev → hopguard serve answers gRPC health and a Check).
+#
+# Node: an LTS line (bump with --build-arg NODE_VERSION=…); package.json engines is the floor.
+# For reproducible builds pin the base image by digest (node:24-slim@sha256:…).
+ARG NODE_VERSION=24
+
+# ---- build: compile TypeScript (dev dependencies live only in this stage) ----------------
+FROM node:${NODE_VERSION}-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+# ---- runtime: production dependencies, compiled output and protos, nothing else ----------
+FROM node:${NODE_VERSION}-slim AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: no install script of any dependency runs in the image build.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist ./dist
+COPY proto ./proto
+# Numeric, so Kubernetes can verify runAsNonRoot without a passwd lookup; it owns nothing in
+# /app (read-only at run time: readOnlyRootFilesystem works).
+USER 10001:10001
+# 9191: ext_authz gRPC + grpc.health.v1 (keep on loopback); 9464: /metrics /healthz /readyz.
+EXPOSE 9191 9464
+ENTRYPOINT ["node", "dist/main.js"]
+CMD ["serve", "--config", "/etc/hopguard/hopguard.yaml"]

@@ -1,0 +1,116 @@
+/**
+ * Builds the telemetry side of a running server from config: metrics, event sinks, the
+ * decision pipeline, and the observers key sources report to. Kept out of the
+ * composition root so app.ts only wires.
+ */
+import type { HopguardConfig } from '../config/schema.js';
+import type { RefreshResult } from '../token/sources.js';
+import { VERSION } from '../version.js';
+import { DecisionPipeline, type EventSink } from './events.js';
+import { HttpSink } from './http-sink.js';
+import type { Logger } from './log.js';
+import { Metrics } from './metrics.js';
+import { StdoutSink } from './stdout-sink.js';
+
+/** Builds the sinks `events.sinks` asks for, each reporting drops to `metrics`. */
+export function sinksFromConfig(config: HopguardConfig, metrics: Metrics, logger: Logger): EventSink[] {
+  const sinks: EventSink[] = [];
+  for (const name of config.events.sinks) {
+    if (name === 'stdout') {
+      const s = new StdoutSink({
+        onDrop: (n) => metrics.eventsDropped('stdout', n),
+        onError: (err) => logger.error('stdout event sink failed; events are dropped and counted from now on', { err }),
+      });
+      metrics.eventSinkConfigured('stdout');
+      sinks.push(s);
+    } else {
+      const h = config.events.http;
+      const s = new HttpSink({
+        url: h.url as string, // the schema requires url when sinks has http
+        batchSize: h.batch_size,
+        flushIntervalMs: h.flush_interval,
+        maxBuffer: h.max_buffer,
+        timeoutMs: h.timeout,
+        userAgent: `hopguard/${VERSION}`,
+        onDrop: (n) => metrics.eventsDropped('http', n),
+        onWarn: (msg, fields) => logger.warn(msg, { sink: 'http', ...fields }),
+      });
+      metrics.eventSinkConfigured('http', () => s.buffered());
+      sinks.push(s);
+    }
+  }
+  return sinks;
+}
+
+/**
+ * What a key source's `onRefresh` does: count the attempt, update the key gauges, log a
+ * failure (and the recovery after one), and let readiness re-evaluate.
+ */
+export function keyRefreshObserver(opts: {
+  readonly issuer: string;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly nowMs: () => number;
+  readonly onChange?: () => void;
+}): (r: RefreshResult) => void {
+  let failing = false;
+  return (r) => {
+    const { issuer, metrics, logger } = opts;
+    if (r.ok) {
+      metrics.jwksRefresh(issuer, 'ok');
+      metrics.jwksSuccess(issuer, opts.nowMs() / 1000);
+      metrics.jwksKeys(issuer, r.keyCount);
+      if (failing) logger.info('issuer keys loaded again', { issuer });
+      failing = false;
+    } else {
+      metrics.jwksRefresh(issuer, r.result);
+      metrics.jwksKeys(issuer, r.keyCount);
+      // Every failure at warn would flood the log during an outage: the first, then debug.
+      if (!failing) logger.warn('issuer keys could not be loaded', { issuer, code: r.code, error: r.message });
+      else logger.debug('issuer keys still failing', { issuer, code: r.code, error: r.message });
+      failing = true;
+    }
+    try {
+      opts.onChange?.();
+    } catch {
+      // observers never affect key handling
+    }
+  };
+}
+
+export interface TelemetryOptions {
+  readonly config: HopguardConfig;
+  readonly logger: Logger;
+  readonly metrics?: Metrics;
+  /** Replaces the configured sinks (tests, embedders). */
+  readonly sinks?: readonly EventSink[];
+  /** Current config (a reload may change workload id and sampling). */
+  readonly current?: () => HopguardConfig;
+}
+
+export interface Telemetry {
+  readonly metrics: Metrics;
+  readonly sinks: readonly EventSink[];
+  readonly pipeline: DecisionPipeline;
+}
+
+export function createTelemetry(opts: TelemetryOptions): Telemetry {
+  const { config, logger } = opts;
+  const metrics =
+    opts.metrics ?? new Metrics({ version: VERSION, issuers: config.issuers.map((i) => i.issuer) });
+  const sinks = opts.sinks ?? sinksFromConfig(config, metrics, logger);
+  const current = opts.current ?? (() => config);
+  let faults = 0;
+  const pipeline = new DecisionPipeline({
+    sinks,
+    workload: () => current().workload.id,
+    sampleAllow: () => current().events.sample_allow,
+    metrics,
+    onError: (err) => {
+      // A bug in event building must be visible but must not flood the log.
+      faults++;
+      if (faults === 1 || faults % 1000 === 0) logger.error('decision event fault', { err, faults });
+    },
+  });
+  return { metrics, sinks, pipeline };
+}

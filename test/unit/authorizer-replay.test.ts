@@ -1,0 +1,144 @@
+/**
+ * Replay protection as the authorizer applies it: global `replay.enabled`, per-route
+ * `context_extensions.replay`, the window (exp + clock_skew) on an injected clock, and the
+ * fail-closed answer of a full store.
+ */
+import { describe, expect, it } from 'vitest';
+import { Authorizer, REPLAY_ROUTE_KEY, replayApplies, type TokenVerifierLike } from '../../src/authorizer.js';
+import type { HopRequest, Policy } from '../../src/core/types.js';
+import { ReplayStore } from '../../src/token/replay.js';
+import type { VerifyResult } from '../../src/token/types.js';
+import { CALLER, issuerPolicy, NOW_MS, NOW_S, validClaims, WORKLOAD } from '../helpers/tokens.js';
+
+const POLICY: Policy = {
+  workloadId: WORKLOAD,
+  mode: 'enforce',
+  tokenHeaders: ['delegation-token'],
+  maxTokenBytes: 8192,
+  requirePeerIdentity: true,
+  trustedDomains: ['prod.example.org'],
+  maxChainDepth: 4,
+  grantType: 'hop',
+  exempt: [],
+};
+const ISSUER = issuerPolicy(); // clock_skew 10 s, max_lifetime 300 s
+
+/** A verifier that "verifies" the token text `jti:<jti>` as validClaims({ jti }). */
+const verifier: TokenVerifierLike = {
+  verify(token: string): Promise<VerifyResult> {
+    const payload = validClaims({ jti: token.slice('jti:'.length), iat: NOW_S, exp: NOW_S + 120 });
+    return Promise.resolve({ ok: true, token: { header: { alg: 'ES256', typ: 'delegation+jwt', kid: 'k' }, payload, issuer: ISSUER } });
+  },
+};
+
+function req(jti: string, ext: Record<string, string> = {}): HopRequest {
+  return {
+    method: 'POST',
+    path: '/v1/ledger/entries',
+    tokenFromHeaders: [`jti:${jti}`],
+    tokenFromHeaderMap: [],
+    caller: CALLER,
+    callerCertificate: undefined,
+    contextExtensions: ext,
+    requestId: 'r',
+    traceId: '',
+  };
+}
+
+function setup(opts: { byDefault?: boolean; store?: boolean; max?: number } = {}) {
+  const clock = { ms: NOW_MS };
+  const now = () => clock.ms;
+  const replay = opts.store === false ? undefined : new ReplayStore(opts.max ?? 100, now);
+  const a = new Authorizer({ policy: POLICY, verifier, replay, replayByDefault: opts.byDefault, now });
+  const reason = async (r: HopRequest) => (await a.authorize(r)).decision;
+  return { clock, reason };
+}
+
+describe('replay protection in the authorizer', () => {
+  it('replay.enabled: a token is accepted once within exp + skew, and is expired after it', async () => {
+    const { clock, reason } = setup({ byDefault: true });
+    expect(await reason(req('a'))).toMatchObject({ allow: true, reason: 'granted' });
+    expect(await reason(req('a'))).toMatchObject({ allow: false, reason: 'replayed', status: 403 });
+    clock.ms = NOW_MS + 130_000; // exp + skew: still acceptable, still remembered
+    expect(await reason(req('a'))).toMatchObject({ allow: false, reason: 'replayed' });
+    clock.ms = NOW_MS + 130_001; // after the window the token is denied as expired, not replayed
+    expect(await reason(req('a'))).toMatchObject({ allow: false, reason: 'expired' });
+    // Other tokens are independent.
+    clock.ms = NOW_MS;
+    expect(await reason(req('b'))).toMatchObject({ allow: true });
+  });
+
+  it('a replay-checked token is accepted again once its window has passed (the entry expired)', async () => {
+    // Same jti re-issued later with a new window: the old entry is gone, so it is fresh.
+    const clock = { ms: NOW_MS };
+    const store = new ReplayStore(10, () => clock.ms);
+    expect(store.remember(ISSUER.issuer, 'x', NOW_MS + 130_000)).toBe('fresh');
+    clock.ms = NOW_MS + 130_001;
+    expect(store.remember(ISSUER.issuer, 'x', NOW_MS + 260_000)).toBe('fresh');
+  });
+
+  it('only a token that would otherwise be allowed consumes its single use', async () => {
+    const { reason } = setup({ byDefault: true });
+    const stolen = { ...req('c'), caller: 'spiffe://prod.example.org/ns/web/sa/web' };
+    expect(await reason(stolen)).toMatchObject({ reason: 'actor_mismatch' });
+    expect(await reason(req('c'))).toMatchObject({ allow: true, reason: 'granted' });
+  });
+
+  it('replay off by default: repeats are allowed', async () => {
+    const { reason } = setup({ byDefault: false });
+    expect(await reason(req('d'))).toMatchObject({ allow: true });
+    expect(await reason(req('d'))).toMatchObject({ allow: true });
+  });
+
+  it.each([
+    { byDefault: false, ext: 'on', second: 'replayed' },
+    { byDefault: true, ext: 'off', second: 'granted' },
+    { byDefault: true, ext: 'on', second: 'replayed' },
+    { byDefault: false, ext: 'off', second: 'granted' },
+    // Unknown values fail closed: the stricter reading (on).
+    { byDefault: false, ext: 'of', second: 'replayed' },
+    { byDefault: false, ext: 'false', second: 'replayed' },
+    { byDefault: false, ext: 'OFF', second: 'replayed' },
+    // Empty means "not set": the default applies.
+    { byDefault: false, ext: '', second: 'granted' },
+    { byDefault: true, ext: '', second: 'replayed' },
+  ])('route $ext with replay.enabled=$byDefault → second use $second', async ({ byDefault, ext, second }) => {
+    const { reason } = setup({ byDefault });
+    const r = req(`e-${byDefault}-${ext}`, { [REPLAY_ROUTE_KEY]: ext });
+    expect(await reason(r)).toMatchObject({ allow: true, reason: 'granted' });
+    expect((await reason(r)).reason).toBe(second);
+  });
+
+  it('a route that opts out neither checks nor consumes the single use', async () => {
+    const { reason } = setup({ byDefault: true });
+    expect(await reason(req('f', { replay: 'off' }))).toMatchObject({ allow: true });
+    expect(await reason(req('f', { replay: 'off' }))).toMatchObject({ allow: true });
+    expect(await reason(req('f'))).toMatchObject({ allow: true }); // first replay-checked use
+    expect(await reason(req('f'))).toMatchObject({ reason: 'replayed' });
+  });
+
+  it('a route that asks for replay protection without a store fails closed', async () => {
+    const { reason } = setup({ store: false });
+    expect(await reason(req('g'))).toMatchObject({ allow: true }); // default off without a store
+    expect(await reason(req('g', { replay: 'on' }))).toMatchObject({ allow: false, reason: 'internal_error', status: 503 });
+  });
+
+  it('a store full of live entries fails closed with internal_error (503), never evicting', async () => {
+    const { clock, reason } = setup({ byDefault: true, max: 2 });
+    expect((await reason(req('h1'))).allow).toBe(true);
+    expect((await reason(req('h2'))).allow).toBe(true);
+    expect(await reason(req('h3'))).toMatchObject({ allow: false, reason: 'internal_error', status: 503 });
+    expect(await reason(req('h1'))).toMatchObject({ reason: 'replayed' }); // still remembered
+    // Entries expire at exp + skew; then the store has room again.
+    clock.ms = NOW_MS + 130_001;
+    expect((await reason(req('h3'))).reason).toBe('expired'); // that token's own window passed too
+  });
+
+  it('replayApplies reads only an own, string context extension', () => {
+    const base = req('x');
+    const inherited = { ...base, contextExtensions: Object.create({ replay: 'off' }) as Record<string, string> };
+    expect(replayApplies(inherited, true)).toBe(true);
+    expect(replayApplies(base, true)).toBe(true);
+    expect(replayApplies(base, false)).toBe(false);
+  });
+});

@@ -1,0 +1,218 @@
+import { describe, expect, it } from 'vitest';
+import { allow, deny } from '../../../src/core/decision.js';
+import type { HopRequest, Outcome } from '../../../src/core/types.js';
+import { buildDecisionEvent, DecisionPipeline, sampleHash, type EventSink } from '../../../src/telemetry/events.js';
+import { Metrics } from '../../../src/telemetry/metrics.js';
+
+const WORKLOAD = 'spiffe://prod.example.org/ns/payments/sa/ledger';
+const TOKEN = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl';
+
+function req(over: Partial<HopRequest> = {}): HopRequest {
+  return {
+    method: 'POST',
+    path: '/v1/ledger/entries?secret=s3cr3t',
+    tokenFromHeaders: [TOKEN],
+    tokenFromHeaderMap: [],
+    caller: 'spiffe://prod.example.org/ns/orders/sa/orders',
+    callerCertificate: undefined,
+    contextExtensions: {},
+    requestId: 'req-1',
+    traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+    ...over,
+  };
+}
+const ALLOW: Outcome = { decision: allow('granted'), enforced: true, audit: { sub: 'user:alice', actors: ['spiffe://a'] } };
+const DENY: Outcome = { decision: deny('bad_signature'), enforced: true, audit: { iss: 'https://sts', kid: 'k1' } };
+const DRY_DENY: Outcome = { decision: deny('actor_mismatch'), enforced: false, audit: {} };
+
+class Capture implements EventSink {
+  readonly name = 'stdout';
+  lines: string[] = [];
+  write(line: string): boolean {
+    this.lines.push(line);
+    return true;
+  }
+  dropped(): number {
+    return 0;
+  }
+  async flush(): Promise<void> {}
+  events(): Record<string, unknown>[] {
+    return this.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+}
+
+/** A scheduler the test runs by hand: proves nothing happens until the batch runs. */
+function manual(): { schedule: (fn: () => void) => void; run(): void; queued(): number } {
+  const q: (() => void)[] = [];
+  return {
+    schedule: (fn) => void q.push(fn),
+    run: () => {
+      for (const fn of q.splice(0)) fn();
+    },
+    queued: () => q.length,
+  };
+}
+
+function metricsValue(text: string, key: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(key + ' '));
+  return line === undefined ? undefined : Number(line.slice(key.length + 1));
+}
+
+describe('DecisionPipeline', () => {
+  it('record() only queues: nothing is built, counted or written until the scheduled batch runs', async () => {
+    const sink = new Capture();
+    const sched = manual();
+    const metrics = new Metrics({ version: 't', defaultMetrics: false });
+    const p = new DecisionPipeline({ sinks: [sink], workload: () => WORKLOAD, schedule: sched.schedule, metrics });
+    p.record(req(), ALLOW, 0, 1000n);
+    p.record(req(), DENY, 0, 1000n);
+    p.record(req(), DENY, 0, 1000n);
+    expect(sink.lines).toHaveLength(0);
+    expect(sched.queued()).toBe(1); // one batch for many records
+    expect(metricsValue(await metrics.metrics(), 'hopguard_check_duration_seconds_count')).toBe(0);
+    sched.run();
+    expect(sink.lines).toHaveLength(3);
+    expect(sink.events().map((e) => e.reason)).toEqual(['granted', 'bad_signature', 'bad_signature']);
+    const text = await metrics.metrics();
+    expect(metricsValue(text, 'hopguard_decisions_total{decision="deny",reason="bad_signature",enforced="true"}')).toBe(2);
+    expect(metricsValue(text, 'hopguard_decisions_total{decision="allow",reason="granted",enforced="true"}')).toBe(1);
+    expect(p.stats()).toEqual({ recorded: 3, emitted: 3, sampledOut: 0 });
+  });
+
+  it('by default the batch runs on setImmediate, after the current turn', async () => {
+    const sink = new Capture();
+    const p = new DecisionPipeline({ sinks: [sink], workload: () => WORKLOAD });
+    p.record(req(), ALLOW, 0, 1n);
+    await Promise.resolve();
+    expect(sink.lines).toHaveLength(0); // not even after microtasks
+    await new Promise((r) => setImmediate(r));
+    expect(sink.lines).toHaveLength(1);
+  });
+
+  it('exactly one line per record, each a complete JSON event ending in a newline', () => {
+    const sink = new Capture();
+    const sched = manual();
+    const p = new DecisionPipeline({ sinks: [sink], workload: () => WORKLOAD, schedule: sched.schedule });
+    for (let i = 0; i < 250; i++) p.record(req({ requestId: `r${i}` }), i % 3 === 0 ? DENY : ALLOW, 0, 1n);
+    sched.run();
+    expect(sink.lines).toHaveLength(250);
+    for (const l of sink.lines) expect(l.endsWith('\n') && !l.slice(0, -1).includes('\n')).toBe(true);
+    expect(sink.events().map((e) => e.request_id)).toEqual(Array.from({ length: 250 }, (_, i) => `r${i}`));
+  });
+
+  it('a throwing sink or a broken record never stops the other events or sinks', () => {
+    const good = new Capture();
+    const bad: EventSink = {
+      name: 'http',
+      write: () => {
+        throw new Error('boom');
+      },
+      dropped: () => 0,
+      flush: async () => {},
+    };
+    const errors: unknown[] = [];
+    const sched = manual();
+    const p = new DecisionPipeline({ sinks: [bad, good], workload: () => WORKLOAD, schedule: sched.schedule, onError: (e) => errors.push(e) });
+    p.record(req(), ALLOW, 0, 1n);
+    p.record(null as unknown as HopRequest, ALLOW, 0, 1n);
+    p.record(req(), DENY, 0, 1n);
+    sched.run();
+    expect(good.events().map((e) => e.reason)).toEqual(['granted', 'bad_signature']);
+    expect(errors).toHaveLength(3);
+  });
+
+  it('dry-run: the real decision and reason, enforced false, counted with enforced="false"', async () => {
+    const sink = new Capture();
+    const sched = manual();
+    const metrics = new Metrics({ version: 't', defaultMetrics: false });
+    const p = new DecisionPipeline({ sinks: [sink], workload: () => WORKLOAD, schedule: sched.schedule, metrics });
+    p.record(req(), DRY_DENY, 0, 1n);
+    sched.run();
+    expect(sink.events()[0]).toMatchObject({ decision: 'deny', enforced: false, reason: 'actor_mismatch', status: 403 });
+    expect(
+      metricsValue(await metrics.metrics(), 'hopguard_decisions_total{decision="deny",reason="actor_mismatch",enforced="false"}'),
+    ).toBe(1);
+  });
+
+  it('flush() and close() emit what is pending at once', async () => {
+    const sink = new Capture();
+    const sched = manual();
+    const p = new DecisionPipeline({ sinks: [sink], workload: () => WORKLOAD, schedule: sched.schedule });
+    p.record(req(), ALLOW, 0, 1n);
+    await p.flush(10);
+    expect(sink.lines).toHaveLength(1);
+    p.record(req(), ALLOW, 0, 1n);
+    await p.close(10);
+    expect(sink.lines).toHaveLength(2);
+  });
+});
+
+describe('sampling (events.sample_allow)', () => {
+  function run(rate: number, outcomes: Outcome[], ids: (i: number) => string) {
+    const sink = new Capture();
+    const sched = manual();
+    const metrics = new Metrics({ version: 't', defaultMetrics: false });
+    const p = new DecisionPipeline({
+      sinks: [sink],
+      workload: () => WORKLOAD,
+      schedule: sched.schedule,
+      sampleAllow: () => rate,
+      metrics,
+      random: () => 0.99,
+    });
+    outcomes.forEach((o, i) => p.record(req({ requestId: ids(i) }), o, 0, 1n));
+    sched.run();
+    return { sink, p, metrics };
+  }
+
+  it('0: every allow is left out and counted as sampled out; every deny (dry-run too) is kept', async () => {
+    const outcomes = [ALLOW, DENY, ALLOW, DRY_DENY, ALLOW];
+    const { sink, p, metrics } = run(0, outcomes, (i) => `r${i}`);
+    expect(sink.events().map((e) => e.reason)).toEqual(['bad_signature', 'actor_mismatch']);
+    expect(p.stats()).toEqual({ recorded: 5, emitted: 2, sampledOut: 3 });
+    const text = await metrics.metrics();
+    expect(metricsValue(text, 'hopguard_events_sampled_out_total')).toBe(3);
+    // Decisions are counted whether or not their event is kept.
+    expect(metricsValue(text, 'hopguard_decisions_total{decision="allow",reason="granted",enforced="true"}')).toBe(3);
+  });
+
+  it('a fraction keeps about that share of allows, decided by request id (same id, same choice)', () => {
+    const n = 4000;
+    const outcomes = Array.from({ length: n }, () => ALLOW);
+    const a = run(0.25, outcomes, (i) => `req-${i}`);
+    const kept = a.sink.events().length;
+    expect(kept).toBeGreaterThan(n * 0.2);
+    expect(kept).toBeLessThan(n * 0.3);
+    expect(kept + a.p.stats().sampledOut).toBe(n);
+    // Another sidecar seeing the same request ids keeps exactly the same requests.
+    const b = run(0.25, outcomes, (i) => `req-${i}`);
+    expect(b.sink.events().map((e) => e.request_id)).toEqual(a.sink.events().map((e) => e.request_id));
+    for (const e of a.sink.events()) expect(sampleHash(e.request_id as string)).toBeLessThan(0.25);
+  });
+
+  it('without a request id the choice is random (injected)', () => {
+    expect(run(0.5, [ALLOW], () => '').sink.lines).toHaveLength(0); // random 0.99 >= 0.5
+  });
+
+  it('1 keeps everything', () => {
+    expect(run(1, [ALLOW, ALLOW], (i) => `r${i}`).sink.lines).toHaveLength(2);
+  });
+});
+
+describe('buildDecisionEvent', () => {
+  it('carries the SPEC §6 fields and never the token, other headers or the query', () => {
+    const ev = buildDecisionEvent(req(), { ...ALLOW, audit: { ...ALLOW.audit, tokenSha256: 'ab'.repeat(32) } }, {
+      workload: WORKLOAD,
+      tsMs: Date.UTC(2026, 10, 27, 10, 0, 0),
+      latencyUs: 123.4,
+    });
+    expect(Object.keys(ev)).toEqual([
+      'event', 'v', 'ts', 'decision', 'enforced', 'reason', 'status', 'request_id', 'trace_id', 'method', 'path',
+      'workload', 'caller', 'iss', 'kid', 'sub', 'actors', 'jti', 'txn', 'token_sha256', 'latency_us',
+    ]);
+    expect(ev).toMatchObject({ event: 'hopguard.decision', v: 1, ts: '2026-11-27T10:00:00.000Z', path: '/v1/ledger/entries', latency_us: 123 });
+    const line = JSON.stringify(ev);
+    expect(line).not.toContain(TOKEN);
+    expect(line).not.toContain('s3cr3t');
+  });
+});

@@ -1,0 +1,182 @@
+import { describe, expect, it } from 'vitest';
+import { ALL_REASONS } from '../../../src/core/reasons.js';
+import { CHECK_DURATION_BUCKETS, Metrics } from '../../../src/telemetry/metrics.js';
+import { REFRESH_RESULTS } from '../../../src/token/sources.js';
+
+const ISS = 'https://sts.prod.example.org';
+
+function m(issuers: string[] = [ISS]): Metrics {
+  return new Metrics({ version: '9.9.9', issuers, defaultMetrics: false });
+}
+
+/** `name{labels} value` lines of one metric family, as a map. */
+async function series(metrics: Metrics, name: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const line of (await metrics.metrics()).split('\n')) {
+    if (line.startsWith('#')) continue;
+    const sp = line.lastIndexOf(' ');
+    const key = line.slice(0, sp);
+    if (key === name || key.startsWith(`${name}{`)) out.set(key, Number(line.slice(sp + 1)));
+  }
+  return out;
+}
+
+describe('Metrics: names exactly as SPEC §6', () => {
+  it('exposes every SPEC metric family', async () => {
+    const text = await m().metrics();
+    for (const name of [
+      'hopguard_decisions_total',
+      'hopguard_check_duration_seconds',
+      'hopguard_token_cache_lookups_total',
+      'hopguard_jwks_refreshes_total',
+      'hopguard_config_reloads_total',
+      'hopguard_build_info',
+    ]) {
+      expect(text).toContain(`# TYPE ${name} `);
+    }
+    expect(text).toContain('hopguard_build_info{version="9.9.9"} 1');
+  });
+
+  it('events_dropped_total{sink} appears per configured sink, at 0', async () => {
+    const x = m();
+    x.eventSinkConfigured('stdout');
+    x.eventSinkConfigured('http', () => 7);
+    const s = await series(x, 'hopguard_events_dropped_total');
+    expect(s.get('hopguard_events_dropped_total{sink="stdout"}')).toBe(0);
+    expect(s.get('hopguard_events_dropped_total{sink="http"}')).toBe(0);
+    x.eventsDropped('http', 3);
+    x.eventsDropped('http', 0);
+    expect((await series(x, 'hopguard_events_dropped_total')).get('hopguard_events_dropped_total{sink="http"}')).toBe(3);
+    expect((await series(x, 'hopguard_events_buffered')).get('hopguard_events_buffered{sink="http"}')).toBe(7);
+  });
+
+  it('includes Node process metrics with standard names, event-loop lag included', async () => {
+    const text = await new Metrics({ version: '1', issuers: [] }).metrics();
+    expect(text).toContain('# TYPE nodejs_eventloop_lag_seconds gauge');
+    expect(text).toContain('# TYPE nodejs_eventloop_lag_p99_seconds gauge');
+    expect(text).toContain('# TYPE process_cpu_seconds_total counter');
+    expect(text).toContain('# TYPE process_resident_memory_bytes gauge');
+  });
+
+  it('owns its registry: two instances do not share counts', async () => {
+    const a = m();
+    const b = m();
+    a.configReload('applied');
+    expect((await series(a, 'hopguard_config_reloads_total')).get('hopguard_config_reloads_total{result="applied"}')).toBe(1);
+    expect((await series(b, 'hopguard_config_reloads_total')).get('hopguard_config_reloads_total{result="applied"}')).toBe(0);
+  });
+});
+
+describe('decisions', () => {
+  it('counts the real decision with an enforced label (dry-run is enforced="false")', async () => {
+    const x = m();
+    x.decision(true, 'granted', true, 0.0001);
+    x.decision(false, 'actor_mismatch', true, 0.0002);
+    x.decision(false, 'actor_mismatch', false, 0.0002);
+    x.decision(false, 'actor_mismatch', false, 0.0002);
+    const s = await series(x, 'hopguard_decisions_total');
+    expect(s.get('hopguard_decisions_total{decision="allow",reason="granted",enforced="true"}')).toBe(1);
+    expect(s.get('hopguard_decisions_total{decision="deny",reason="actor_mismatch",enforced="true"}')).toBe(1);
+    expect(s.get('hopguard_decisions_total{decision="deny",reason="actor_mismatch",enforced="false"}')).toBe(2);
+    const h = await series(x, 'hopguard_check_duration_seconds_count');
+    expect(h.get('hopguard_check_duration_seconds_count')).toBe(4);
+  });
+
+  it('starts every reason at 0 (enforced) so rate() and alerts work from the first scrape', async () => {
+    const s = await series(m(), 'hopguard_decisions_total');
+    for (const r of ALL_REASONS) {
+      const d = r === 'granted' || r === 'exempt' ? 'allow' : 'deny';
+      expect(s.get(`hopguard_decisions_total{decision="${d}",reason="${r}",enforced="true"}`)).toBe(0);
+    }
+    expect(s.size).toBe(ALL_REASONS.length);
+  });
+
+  it('never mints a series from a value outside the closed sets', async () => {
+    const x = m();
+    x.decision(false, 'made_up_reason', true, 0.001);
+    x.decision(true, 'bad_signature', true, 0.001); // inconsistent: counted as the deny it names
+    const s = await series(x, 'hopguard_decisions_total');
+    expect(s.size).toBe(ALL_REASONS.length);
+    expect(s.get('hopguard_decisions_total{decision="deny",reason="internal_error",enforced="true"}')).toBe(1);
+    expect(s.get('hopguard_decisions_total{decision="deny",reason="bad_signature",enforced="true"}')).toBe(1);
+  });
+
+  it('latency buckets resolve 50 µs … 250 ms', async () => {
+    expect(CHECK_DURATION_BUCKETS[0]).toBe(0.00005);
+    expect(CHECK_DURATION_BUCKETS.at(-1)).toBe(0.25);
+    const x = m();
+    x.decision(true, 'granted', true, 0.00004); // under 50 µs
+    x.decision(true, 'granted', true, 0.0003);
+    x.decision(true, 'granted', true, 0.3); // over 250 ms
+    x.decision(true, 'granted', true, Number.NaN); // ignored, never throws
+    const b = await series(x, 'hopguard_check_duration_seconds_bucket');
+    expect(b.get('hopguard_check_duration_seconds_bucket{le="0.00005"}')).toBe(1);
+    expect(b.get('hopguard_check_duration_seconds_bucket{le="0.0005"}')).toBe(2);
+    expect(b.get('hopguard_check_duration_seconds_bucket{le="0.25"}')).toBe(2);
+    expect(b.get('hopguard_check_duration_seconds_bucket{le="+Inf"}')).toBe(3);
+  });
+});
+
+describe('keys, cache, reloads', () => {
+  it('jwks metrics are labelled by configured issuer; anything else is "other"', async () => {
+    const x = m();
+    x.jwksRefresh(ISS, 'ok');
+    x.jwksRefresh(ISS, 'timeout');
+    x.jwksKeys(ISS, 3);
+    x.jwksSuccess(ISS, 1_800_000_000.5);
+    for (let i = 0; i < 1000; i++) x.jwksRefresh(`https://evil-${i}.example`, 'ok');
+    const r = await series(x, 'hopguard_jwks_refreshes_total');
+    expect(r.get(`hopguard_jwks_refreshes_total{issuer="${ISS}",result="ok"}`)).toBe(1);
+    expect(r.get(`hopguard_jwks_refreshes_total{issuer="${ISS}",result="timeout"}`)).toBe(1);
+    expect(r.get('hopguard_jwks_refreshes_total{issuer="other",result="ok"}')).toBe(1000);
+    expect(r.size).toBe(3);
+    expect((await series(x, 'hopguard_jwks_keys')).get(`hopguard_jwks_keys{issuer="${ISS}"}`)).toBe(3);
+    expect(
+      (await series(x, 'hopguard_jwks_last_success_timestamp_seconds')).get(
+        `hopguard_jwks_last_success_timestamp_seconds{issuer="${ISS}"}`,
+      ),
+    ).toBe(1_800_000_000.5);
+  });
+
+  it('refresh results outside REFRESH_RESULTS become "other"', async () => {
+    const x = m();
+    x.jwksRefresh(ISS, 'boom' as (typeof REFRESH_RESULTS)[number]);
+    expect((await series(x, 'hopguard_jwks_refreshes_total')).get(`hopguard_jwks_refreshes_total{issuer="${ISS}",result="other"}`)).toBe(1);
+  });
+
+  it('setIssuers (config reload) adds new issuers and removes the series of dropped ones', async () => {
+    const x = m([ISS]);
+    x.jwksKeys(ISS, 2);
+    x.jwksRefresh(ISS, 'network');
+    x.setIssuers(['https://sts.new.example']);
+    x.jwksKeys('https://sts.new.example', 1);
+    x.jwksKeys(ISS, 5); // no longer configured: other
+    const text = await x.metrics();
+    expect(text).not.toContain(`issuer="${ISS}"`);
+    expect(text).toContain('hopguard_jwks_keys{issuer="https://sts.new.example"} 1');
+    expect(text).toContain('hopguard_jwks_keys{issuer="other"} 5');
+    expect(text).toContain('hopguard_jwks_refreshes_total{issuer="https://sts.new.example",result="ok"} 0');
+  });
+
+  it('token cache and config reloads', async () => {
+    const x = m();
+    x.tokenCacheLookup('hit');
+    x.tokenCacheLookup('hit');
+    x.tokenCacheLookup('miss');
+    x.configReload('applied');
+    x.configReload('rejected');
+    x.configReload('rejected');
+    const c = await series(x, 'hopguard_token_cache_lookups_total');
+    expect(c.get('hopguard_token_cache_lookups_total{result="hit"}')).toBe(2);
+    expect(c.get('hopguard_token_cache_lookups_total{result="miss"}')).toBe(1);
+    const r = await series(x, 'hopguard_config_reloads_total');
+    expect(r.get('hopguard_config_reloads_total{result="applied"}')).toBe(1);
+    expect(r.get('hopguard_config_reloads_total{result="rejected"}')).toBe(2);
+  });
+
+  it('sampled-out events are counted apart from drops', async () => {
+    const x = m();
+    x.eventsSampled(4);
+    expect((await series(x, 'hopguard_events_sampled_out_total')).get('hopguard_events_sampled_out_total')).toBe(4);
+  });
+});

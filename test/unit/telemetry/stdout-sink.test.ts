@@ -1,0 +1,83 @@
+import { EventEmitter } from 'node:events';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { StdoutSink, type BoomLike } from '../../../src/telemetry/stdout-sink.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'hopguard-stdout-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const line = (i: number): string => JSON.stringify({ event: 'hopguard.decision', i }) + '\n';
+
+describe('StdoutSink (sonic-boom)', () => {
+  it('writes one line per event, asynchronously, all there after flush', async () => {
+    const file = path.join(dir, 'events.ndjson');
+    const s = new StdoutSink({ dest: file });
+    for (let i = 0; i < 1000; i++) expect(s.write(line(i))).toBe(true);
+    await s.flush(5000);
+    const lines = (await readFile(file, 'utf8')).split('\n').filter(Boolean);
+    expect(lines).toHaveLength(1000);
+    expect(lines.map((l) => (JSON.parse(l) as { i: number }).i)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
+    expect(s.dropped()).toBe(0);
+    expect(s.accepted()).toBe(1000);
+  });
+
+  it('bounds its buffer: past max bytes each event is dropped, counted and reported', async () => {
+    const file = path.join(dir, 'events.ndjson');
+    const reported: number[] = [];
+    const one = Buffer.byteLength(line(0));
+    // Writes finish only after this synchronous loop, so exactly 10 lines fit.
+    const s = new StdoutSink({ dest: file, maxBufferBytes: one * 10, onDrop: (n) => reported.push(n) });
+    let ok = 0;
+    for (let i = 0; i < 10; i++) if (s.write(line(i))) ok++;
+    for (let i = 10; i < 25; i++) if (s.write(line(i))) ok++;
+    expect(ok).toBe(10);
+    expect(s.dropped()).toBe(15);
+    expect(reported.reduce((a, b) => a + b, 0)).toBe(15);
+    await s.flush(5000);
+    expect((await readFile(file, 'utf8')).split('\n').filter(Boolean)).toHaveLength(10);
+  });
+
+  it('a write error (EPIPE: the reader went away) never throws: reported once, later events counted as dropped', async () => {
+    const fake = Object.assign(new EventEmitter(), {
+      write: () => true,
+      flush: (cb?: (err?: Error) => void) => cb?.(),
+    }) as unknown as BoomLike & EventEmitter;
+    const errors: Error[] = [];
+    const s = new StdoutSink({ boom: fake, onError: (e) => errors.push(e) });
+    expect(s.write(line(1))).toBe(true);
+    fake.emit('error', Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+    fake.emit('error', Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+    expect(s.write(line(2))).toBe(false);
+    expect(s.write(line(3))).toBe(false);
+    expect(errors).toHaveLength(1);
+    expect(s.dropped()).toBe(2);
+    await s.flush(10); // resolves at once
+  });
+
+  it('a writer that throws is a drop, not a crash', () => {
+    const fake = Object.assign(new EventEmitter(), {
+      write: () => {
+        throw new Error('SonicBoom destroyed');
+      },
+      flush: () => {},
+    }) as unknown as BoomLike;
+    const s = new StdoutSink({ boom: fake });
+    expect(s.write(line(1))).toBe(false);
+    expect(s.dropped()).toBe(1);
+  });
+
+  it('flush is bounded by its timeout even if the writer never finishes', async () => {
+    const fake = Object.assign(new EventEmitter(), { write: () => true, flush: () => {} }) as unknown as BoomLike;
+    const s = new StdoutSink({ boom: fake });
+    const t0 = performance.now();
+    await s.flush(30);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(25);
+  });
+});
