@@ -8,7 +8,8 @@ import { tokenSha256 } from './token/hash.js';
 import type { ReplayStore } from './token/replay.js';
 
 export interface TokenVerifierLike {
-  verify(token: string): Promise<VerifyResult>;
+  /** `cacheKey`: the token's SHA-256 (hex), which lets the verifier use its cache. */
+  verify(token: string, cacheKey?: string): Promise<VerifyResult>;
 }
 
 export interface AuthorizerOptions {
@@ -77,9 +78,10 @@ export class Authorizer {
       const selected = selectToken(req, policy);
       if (!('token' in selected)) return this.outcome(selected, NO_AUDIT);
       const token = selected.token;
-      audit = { tokenSha256: tokenSha256(token) };
+      const sha = tokenSha256(token);
+      audit = { tokenSha256: sha };
 
-      const verified = await this.verifier.verify(token);
+      const verified = await this.verifier.verify(token, sha);
       if (!verified.ok) {
         audit = { iss: verified.iss, kid: verified.kid, tokenSha256: audit.tokenSha256 };
         return this.outcome(deny(verified.reason, verified.detail), audit);

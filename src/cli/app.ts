@@ -76,10 +76,15 @@ export function buildEngine(
   clock: Clock,
   keys: (i: IssuerConfig) => KeySource = (i) => keySourceFor(i, clock),
   reuse: EngineReuse = {},
+  observe: { readonly onCacheLookup?: (hit: boolean) => void } = {},
 ): Engine {
   const policy = toPolicy(config);
   const issuers: IssuerRuntime[] = config.issuers.map((i) => ({ policy: toIssuerPolicy(i), keys: keys(i) }));
-  const verifier = new TokenVerifier({ issuers, maxBytes: config.token.max_bytes });
+  const verifier = new TokenVerifier({
+    issuers,
+    maxBytes: config.token.max_bytes,
+    cache: { maxEntries: config.token.cache_max_entries, now: clock.now, onLookup: observe.onCacheLookup },
+  });
   // Always present (it allocates on first use): a route may turn replay protection on via
   // context_extensions even when replay.enabled is false.
   const replay = reuse.replay ?? new ReplayStore(config.replay.max_entries, clock.now);
@@ -194,7 +199,8 @@ export async function startServer(config: HopguardConfig, opts: ServeOptions = {
     config,
     logger,
     source: opts.configFile,
-    build: (c, keys, reuse) => buildEngine(c, clock, keys, reuse),
+    build: (c, keys, reuse) =>
+      buildEngine(c, clock, keys, reuse, { onCacheLookup: (hit) => metrics.tokenCacheLookup(hit ? 'hit' : 'miss') }),
     createSource: keysOpt !== undefined ? (i) => keysOpt(i) : observedKeys,
     onJwksRefresh: opts.onJwksRefresh,
     onReload: (result) => metrics.configReload(result),

@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { deny } from '../core/decision.js';
 import type { HopRequest, Outcome } from '../core/types.js';
+import { decodeCheckRequest } from './decode.js';
 import { createHealthService, type HealthState } from './health.js';
 import {
   authorizationServiceDefinition,
@@ -50,6 +51,19 @@ export interface GrpcServerHandle {
   shutdown(graceMs: number): Promise<void>;
 }
 
+/**
+ * proto-loader's Authorization definition with Check's request decoder swapped for the lean
+ * one (src/envoy/decode.ts): it reads only the fields hopguard uses, and a malformed message
+ * throws, which grpc-js answers with INTERNAL without calling the handler.
+ */
+const leanAuthorizationService: grpc.ServiceDefinition = leanCheckDefinition(authorizationServiceDefinition);
+
+function leanCheckDefinition(def: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const check = def['Check'];
+  if (check === undefined) throw new Error('proto: Authorization.Check not found');
+  return { ...def, Check: { ...check, requestDeserialize: decodeCheckRequest } };
+}
+
 /** The outcome reported for a Check that faulted: enforced even in dry-run (fail closed). */
 const INTERNAL_ERROR_OUTCOME: Outcome = Object.freeze({
   decision: deny('internal_error'),
@@ -65,7 +79,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
   const server = new grpc.Server(serverOptions);
   const health = createHealthService(opts.health);
 
-  server.addService(authorizationServiceDefinition, { Check: checkHandler(opts) });
+  server.addService(leanAuthorizationService, { Check: checkHandler(opts) });
   server.addService(healthServiceDefinition, health.implementation);
 
   // Insecure (plaintext) on purpose: hopguard is a sidecar and Envoy calls it over

@@ -1,3 +1,5 @@
+import { LRUCache } from 'lru-cache';
+import type { CryptoKey } from 'jose';
 import type { DenyReason } from '../core/reasons.js';
 import type { IssuerPolicy } from '../core/types.js';
 import { expectedSignatureBytes, jwsAlgorithm, keyFitsAlgorithm } from './algorithms.js';
@@ -8,6 +10,26 @@ export interface TokenVerifierOptions {
   readonly issuers: readonly IssuerRuntime[];
   /** `token.max_bytes`: a token of exactly this many UTF-8 bytes is accepted. */
   readonly maxBytes: number;
+  /** Verified-token cache (`token.cache_max_entries`); absent or 0 entries: no cache. */
+  readonly cache?: {
+    readonly maxEntries: number;
+    /** The decision clock (ms): entries live until the token's exp + clock skew. */
+    readonly now: () => number;
+    /** Told about every cache lookup (metrics). */
+    readonly onLookup?: (hit: boolean) => void;
+  };
+}
+
+/**
+ * A verified token remembered by the hash of its bytes. It skips parsing and the signature
+ * only: the key it was verified with must still be the key its issuer serves for its kid
+ * (so rotation, removal and max_stale apply at once), and every time, claim, caller and
+ * grant check still runs on each request.
+ */
+interface CachedVerification {
+  readonly result: VerifyResult & { ok: true };
+  readonly keys: IssuerRuntime['keys'];
+  readonly key: CryptoKey;
 }
 
 interface IssuerEntry {
@@ -43,6 +65,9 @@ function fail(reason: DenyReason, detail: string, iss?: string, kid?: string): V
 export class TokenVerifier {
   private readonly issuers: ReadonlyMap<string, IssuerEntry>;
   private readonly maxBytes: number;
+  private readonly cache: LRUCache<string, CachedVerification> | undefined;
+  private readonly cacheNow: () => number;
+  private readonly onCacheLookup: ((hit: boolean) => void) | undefined;
 
   constructor(opts: TokenVerifierOptions) {
     const m = new Map<string, IssuerEntry>();
@@ -52,9 +77,59 @@ export class TokenVerifier {
     }
     this.issuers = m;
     this.maxBytes = opts.maxBytes;
+    const c = opts.cache;
+    this.cacheNow = c?.now ?? Date.now;
+    this.onCacheLookup = c?.onLookup;
+    this.cache =
+      c !== undefined && c.maxEntries > 0
+        ? new LRUCache<string, CachedVerification>({
+            max: c.maxEntries,
+            ttl: 1, // enables TTL tracking; every set passes its own ttl
+            // Read our clock on every check: the default memoizes "now" on a real timer.
+            ttlResolution: 0,
+            ttlAutopurge: false,
+            perf: { now: c.now },
+          })
+        : undefined;
   }
 
-  async verify(token: string): Promise<VerifyResult> {
+  /** Entries in the verified-token cache (for tests and diagnostics). */
+  cacheSize(): number {
+    return this.cache?.size ?? 0;
+  }
+
+  /**
+   * `cacheKey` is a collision-resistant digest of `token` (the authorizer already computes
+   * its SHA-256 for events); without it the cache is bypassed.
+   */
+  async verify(token: string, cacheKey?: string): Promise<VerifyResult> {
+    const cache = this.cache;
+    if (cache === undefined || cacheKey === undefined) return this.verifyFully(token, undefined);
+    const hit = cache.get(cacheKey);
+    if (hit !== undefined) {
+      const { header } = hit.result.token;
+      const now = await hit.keys.lookup(header.kid, header.alg);
+      if (now.status === 'found' && now.key === hit.key) {
+        this.onCacheLookup?.(true);
+        return hit.result;
+      }
+      cache.delete(cacheKey); // the issuer no longer serves that key: verify again
+    }
+    this.onCacheLookup?.(false);
+    return this.verifyFully(token, cacheKey);
+  }
+
+  private remember(cacheKey: string, result: VerifyResult & { ok: true }, keys: IssuerRuntime['keys'], key: CryptoKey): void {
+    const { payload, issuer } = result.token;
+    const exp = payload.exp;
+    if (typeof exp !== 'number' || !Number.isFinite(exp)) return;
+    // Never beyond the moment the token stops being acceptable, nor beyond its longest
+    // legal lifetime (a huge exp is denied by the claims stage anyway).
+    const ttl = Math.min(exp * 1000 + issuer.clockSkewMs - this.cacheNow(), issuer.maxLifetimeMs + issuer.clockSkewMs);
+    if (ttl >= 1) this.cache?.set(cacheKey, { result, keys, key }, { ttl: Math.floor(ttl) });
+  }
+
+  private async verifyFully(token: string, cacheKey: string | undefined): Promise<VerifyResult> {
     let iss: string | undefined;
     let kid: string | undefined;
     try {
@@ -126,10 +201,12 @@ export class TokenVerifier {
       }
       if (!valid) return fail('bad_signature', 'signature does not verify', iss, kid);
 
-      return {
-        ok: true,
+      const result = {
+        ok: true as const,
         token: { header: { alg: algorithm.alg, typ, kid: kidValue }, payload, issuer: policy },
       };
+      if (cacheKey !== undefined) this.remember(cacheKey, result, entry.runtime.keys, key);
+      return result;
     } catch {
       return fail('internal_error', 'unexpected fault during token verification', iss, kid);
     }

@@ -1,0 +1,366 @@
+// `npm run bench`: hopguard against baselines measured in the same run, on this machine.
+// Prints ratios, never asserts timings (CI does not run this). See bench/RESULTS.md.
+//
+// Servers (each its own process; CPU and RSS read from /proc):
+//   hopguard   — `node dist/main.js serve` with a real config and a real JWKS over loopback HTTP
+//   base-ok    — bench/baseline-server.mjs ok   (grpc-js ceiling: answers OK, reads nothing)
+//   base-jose  — bench/baseline-server.mjs jose (one jose ES256 verify per request)
+// Load: h2load (Debian nghttp2-client) for fixed bodies; bench/driver.mjs for unique tokens.
+// h2load cannot see gRPC status, so every run is bracketed by a real gRPC Check of the same
+// request asserting the expected decision.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { cpus, tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import { authorizationServiceDefinition } from '../dist/envoy/proto.js';
+import { generateSigningKey, mintToken } from '../dist/token/mint.js';
+import { x5tS256 } from '../dist/core/cert.js';
+import { drive } from './driver.mjs';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
+const ROUNDS = Number(args.get('rounds') ?? 3);
+const N_HOT = Number(args.get('n') ?? 30000);
+const N_LAT = Number(args.get('n-latency') ?? 4000);
+const N_UNIQUE = Number(args.get('n-unique') ?? 20000);
+const N_MEMORY = Number(args.get('n-memory') ?? 100000);
+const ONLY = args.get('only')?.split(',');
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+const WORKLOAD = 'spiffe://bench.example.org/ns/payments/sa/ledger';
+const CALLER = 'spiffe://bench.example.org/ns/orders/sa/orders';
+const ISSUER = 'https://sts.bench.example.org';
+const CERT = readFileSync(path.join(ROOT, 'test/fixtures/core-caller-cert.pem'), 'utf8');
+
+function die(msg) {
+  process.stderr.write(`bench: ${msg}\n`);
+  process.exit(1);
+}
+try {
+  execFileSync('h2load', ['--version'], { stdio: 'ignore' });
+} catch {
+  die('h2load not found: apt-get install -y nghttp2-client');
+}
+
+// ---- fixtures ------------------------------------------------------------------------
+const dir = mkdtempSync(path.join(tmpdir(), 'hopguard-bench-'));
+const signer = await generateSigningKey('ES256', 'bench-1');
+const jwksDoc = JSON.stringify({ keys: [signer.publicJwk] });
+const jwksFile = path.join(dir, 'jwks.json');
+writeFileSync(jwksFile, jwksDoc);
+let jwksHits = 0;
+const jwksServer = http.createServer((_q, r) => {
+  jwksHits++;
+  r.writeHead(200, { 'content-type': 'application/json' }).end(jwksDoc);
+});
+await new Promise((r) => jwksServer.listen(0, '127.0.0.1', r));
+const jwksUri = `http://127.0.0.1:${jwksServer.address().port}/jwks.json`;
+
+function hopguardConfig(cacheEntries) {
+  return `listen: { grpc: "127.0.0.1:0", admin: "127.0.0.1:0" }
+workload: { id: "${WORKLOAD}" }
+token: { cache_max_entries: ${cacheEntries} }
+issuers:
+  - issuer: ${ISSUER}
+    jwks_uri: ${jwksUri}
+    allow_insecure_http: true
+    algorithms: [ES256]
+    max_lifetime: 3600s
+delegation: { trusted_domains: [bench.example.org] }
+exempt: [{ method: GET, path: /healthz }]
+shutdown: { drain: 0s }
+`;
+}
+
+const nowS = Math.floor(Date.now() / 1000);
+const thumb = x5tS256(encodeURIComponent(CERT));
+let jti = 0;
+const mint = () =>
+  mintToken({
+    key: signer.privateKey,
+    alg: 'ES256',
+    kid: signer.kid,
+    claims: {
+      iss: ISSUER,
+      aud: WORKLOAD,
+      sub: 'user:alice@example.org',
+      iat: nowS,
+      exp: nowS + 3000,
+      jti: `bench-${jti++}`,
+      txn: 'txn-7d1c',
+      act: { sub: CALLER, act: { sub: 'spiffe://bench.example.org/ns/edge/sa/gateway' } },
+      cnf: { 'x5t#S256': thumb },
+      authorization_details: [
+        {
+          type: 'hop',
+          locations: [WORKLOAD],
+          actions: ['POST', 'GET'],
+          paths: ['/v1/ledger/entries', '/v1/accounts/*/balance', '/v1/reports/**'],
+        },
+      ],
+    },
+  });
+
+/** A CheckRequest as Envoy fills it: ~15 headers, raw path with query, principal, URL-encoded PEM. */
+function checkRequest(token) {
+  return {
+    attributes: {
+      source: {
+        address: { socket_address: { address: '10.0.3.7', port_value: 41234 } },
+        principal: CALLER,
+        certificate: encodeURIComponent(CERT),
+      },
+      destination: { principal: WORKLOAD },
+      request: {
+        time: { seconds: String(nowS), nanos: 0 },
+        http: {
+          id: '7265918235432467845',
+          method: 'POST',
+          path: '/v1/ledger/entries?idempotency=8c1f',
+          host: 'ledger.payments.svc.cluster.local',
+          scheme: 'https',
+          protocol: 'HTTP/2',
+          headers: {
+            ':authority': 'ledger.payments.svc.cluster.local',
+            ':method': 'POST',
+            ':path': '/v1/ledger/entries?idempotency=8c1f',
+            ':scheme': 'https',
+            'content-type': 'application/json',
+            'content-length': '128',
+            'user-agent': 'orders/1.14.2 grpc-go/1.66',
+            accept: 'application/json',
+            'accept-encoding': 'gzip',
+            'x-request-id': '3f0a3c52-7b6e-4b8e-9a2c-2f3d1c0b9e11',
+            traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+            'x-forwarded-proto': 'https',
+            'x-forwarded-for': '10.0.3.7',
+            'x-forwarded-client-cert': 'By=spiffe://bench.example.org/ns/payments/sa/ledger;Hash=abc;URI=' + CALLER,
+            'x-envoy-expected-rq-timeout-ms': '1000',
+            'delegation-token': token,
+          },
+        },
+      },
+      context_extensions: {},
+    },
+  };
+}
+
+const serialize = authorizationServiceDefinition.Check.requestSerialize;
+function frame(token) {
+  const msg = serialize(checkRequest(token));
+  const f = Buffer.alloc(5 + msg.length);
+  f.writeUInt32BE(msg.length, 1);
+  msg.copy(f, 5);
+  return f;
+}
+
+// ---- processes -----------------------------------------------------------------------
+function stat(pid) {
+  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(f[11]) + Number(f[12]);
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024;
+  return { cpuUs: (ticks * 1e6) / CLK_TCK, rss };
+}
+
+async function startHopguard(cacheEntries = 10000) {
+  const cfg = path.join(dir, `hopguard-${cacheEntries}.yaml`);
+  writeFileSync(cfg, hopguardConfig(cacheEntries));
+  // Decision events go to /dev/null: still built and written, as in production.
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist/main.js'), 'serve', '--config', cfg], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const ports = await new Promise((resolve, reject) => {
+    let buf = '';
+    child.stderr.on('data', (d) => {
+      buf += d;
+      for (const line of buf.split('\n')) {
+        try {
+          const j = JSON.parse(line);
+          if (j.msg === 'serving') resolve({ grpc: j.grpc, admin: j.admin });
+        } catch {}
+      }
+    });
+    child.once('exit', (c) => reject(new Error(`hopguard exited ${c}: ${buf}`)));
+  });
+  return { name: 'hopguard', child, port: ports.grpc, admin: ports.admin };
+}
+
+async function startBaseline(mode) {
+  const child = spawn(process.execPath, [path.join(ROOT, 'bench/baseline-server.mjs'), mode, jwksFile], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = await new Promise((resolve) => child.stdout.once('data', (d) => resolve(Number(String(d).trim()))));
+  return { name: `base-${mode}`, child, port };
+}
+
+const Client = grpc.makeGenericClientConstructor(authorizationServiceDefinition, 'Authorization');
+async function probe(port, token) {
+  const c = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  try {
+    return await new Promise((res, rej) =>
+      c.Check(checkRequest(token), { deadline: Date.now() + 5000 }, (e, r) => (e ? rej(e) : res(r))),
+    );
+  } finally {
+    c.close();
+  }
+}
+async function expectDecision(server, token, allow) {
+  const r = await probe(server.port, token);
+  const ok = (r.status?.code ?? 0) === 0;
+  if (ok !== allow) die(`${server.name}: expected ${allow ? 'allow' : 'deny'}, got ${JSON.stringify(r)}`);
+}
+
+// ---- load ----------------------------------------------------------------------------
+function h2load(port, frameFile, { c, m, n }) {
+  const log = path.join(dir, 'h2load.log');
+  writeFileSync(log, '');
+  const out = execFileSync(
+    'h2load',
+    ['-n', String(n), '-c', String(c), '-m', String(m), '-d', frameFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers', '--log-file', log, `http://127.0.0.1:${port}/envoy.service.auth.v3.Authorization/Check`],
+    { maxBuffer: 1 << 24 },
+  ).toString();
+  const rps = Number(/finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(out)?.[1]);
+  const succeeded = Number(/(\d+) succeeded/.exec(out)?.[1]);
+  if (succeeded !== n) die(`h2load: ${succeeded}/${n} succeeded\n${out}`);
+  const lat = readFileSync(log, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => Number(l.split('\t')[2]))
+    .sort((a, b) => a - b);
+  const pct = (p) => lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))];
+  return { n, rps, p50: pct(50), p99: pct(99) };
+}
+
+async function measure(server, run) {
+  const before = stat(server.child.pid);
+  const r = await run();
+  const after = stat(server.child.pid);
+  return { ...r, cpuUsPerReq: (after.cpuUs - before.cpuUs) / r.n, rssMb: after.rss / 2 ** 20 };
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+function summarize(runs) {
+  const keys = ['rps', 'p50', 'p99', 'cpuUsPerReq', 'rssMb'];
+  return Object.fromEntries(keys.map((k) => [k, median(runs.map((r) => r[k]))]));
+}
+
+/** Alternating A/B rounds; each run bracketed by decision probes; median of each metric. */
+async function abCase(name, pairs, load) {
+  const results = Object.fromEntries(pairs.map((p) => [p.server.name, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const p of pairs) {
+      await p.before?.();
+      await load(p, true); // warm-up, not measured
+      results[p.server.name].push(await measure(p.server, () => load(p, false)));
+      await p.after?.();
+    }
+  }
+  return { name, pairs: pairs.map((p) => ({ server: p.server.name, ...summarize(results[p.server.name]) })) };
+}
+
+// ---- cases ---------------------------------------------------------------------------
+const hot = await mint();
+const garbage = 'eyJhbGciOiJFUzI1NiJ9.' + Buffer.from(crypto.getRandomValues(new Uint8Array(300))).toString('base64url') + '.AAAA';
+const hotFile = path.join(dir, 'hot.bin');
+writeFileSync(hotFile, frame(hot));
+const garbageFile = path.join(dir, 'garbage.bin');
+writeFileSync(garbageFile, frame(garbage));
+
+const hg = await startHopguard();
+const ok = await startBaseline('ok');
+const jose = await startBaseline('jose');
+const cases = [];
+const want = (name) => !ONLY || ONLY.includes(name);
+const bracket = (server, token, allow) => ({
+  server,
+  before: () => expectDecision(server, token, allow),
+  after: () => expectDecision(server, token, allow),
+});
+
+if (want('hot')) {
+  cases.push(
+    await abCase('hot token, c=4 m=10', [bracket(ok, hot, true), bracket(hg, hot, true)], (p, warm) =>
+      h2load(p.server.port, hotFile, { c: 4, m: 10, n: warm ? 3000 : N_HOT }),
+    ),
+  );
+}
+if (want('latency')) {
+  cases.push(
+    await abCase('hot token, c=1 m=1 (latency)', [bracket(ok, hot, true), bracket(hg, hot, true)], (p, warm) =>
+      h2load(p.server.port, hotFile, { c: 1, m: 1, n: warm ? 500 : N_LAT }),
+    ),
+  );
+}
+if (want('deny')) {
+  cases.push(
+    await abCase('deny path (garbage token), c=4 m=10', [bracket(ok, garbage, true), bracket(hg, garbage, false)], (p, warm) =>
+      h2load(p.server.port, garbageFile, { c: 4, m: 10, n: warm ? 3000 : N_HOT }),
+    ),
+  );
+}
+if (want('unique')) {
+  process.stderr.write(`bench: minting ${N_UNIQUE * ROUNDS * 2 + 4000} unique tokens…\n`);
+  const fresh = async (k) => Promise.all(Array.from({ length: k }, async () => frame(await mint())));
+  const pairs = [
+    { ...bracket(jose, hot, true), frames: [] },
+    { ...bracket(hg, hot, true), frames: [] },
+  ];
+  const load = async (p, warm) => {
+    const frames = await fresh(warm ? 2000 : N_UNIQUE); // never reused: every request is a cache miss
+    const r = await drive({ port: p.server.port, frames, c: 4, m: 10, n: frames.length });
+    if (r.grpcStatus['0'] !== frames.length) die(`${p.server.name}: not all unique tokens allowed: ${JSON.stringify(r.grpcStatus)}`);
+    return r;
+  };
+  cases.push(await abCase('unique tokens (every request a new valid token), c=4 m=10, driver', pairs, load));
+}
+
+for (const s of [hg, ok, jose]) s.child.kill('SIGTERM');
+
+let memory;
+if (want('memory')) {
+  const big = await startHopguard(N_MEMORY);
+  const idle = stat(big.child.pid).rss / 2 ** 20;
+  process.stderr.write(`bench: minting ${N_MEMORY} tokens for the memory case…\n`);
+  const frames = [];
+  for (let i = 0; i < N_MEMORY; i += 5000) {
+    frames.push(...(await Promise.all(Array.from({ length: Math.min(5000, N_MEMORY - i) }, async () => frame(await mint())))));
+  }
+  const r = await drive({ port: big.port, frames, c: 4, m: 10, n: frames.length });
+  if (r.grpcStatus['0'] !== frames.length) die(`memory case: not all allowed: ${JSON.stringify(r.grpcStatus)}`);
+  await new Promise((res) => setTimeout(res, 2000));
+  const metrics = await (await fetch(`http://127.0.0.1:${big.admin}/metrics`).catch(() => null))?.text?.();
+  const misses = Number(/hopguard_token_cache_lookups_total\{result="miss"\} (\d+)/.exec(metrics ?? '')?.[1] ?? NaN);
+  memory = { tokens: N_MEMORY, idleRssMb: idle, rssMb: stat(big.child.pid).rss / 2 ** 20, cacheMisses: misses };
+  big.child.kill('SIGTERM');
+}
+jwksServer.close();
+
+// ---- report --------------------------------------------------------------------------
+const fmt = (x, d = 0) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(d));
+const lines = [];
+lines.push(`machine: ${cpus().length}× ${cpus()[0]?.model ?? '?'}, node ${process.version}, ${new Date().toISOString()}`);
+lines.push(`rounds: ${ROUNDS} alternating A/B (median), JWKS fetches during the run: ${jwksHits}`);
+lines.push('');
+lines.push('| case | server | req/s | p50 µs | p99 µs | CPU µs/req | RSS MB | req/s ratio | p99 ratio |');
+lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|');
+for (const c of cases) {
+  const base = c.pairs[0];
+  for (const p of c.pairs) {
+    lines.push(
+      `| ${c.name} | ${p.server} | ${fmt(p.rps)} | ${fmt(p.p50)} | ${fmt(p.p99)} | ${fmt(p.cpuUsPerReq, 1)} | ${fmt(p.rssMb)} | ${fmt(p.rps / base.rps, 2)} | ${fmt(p.p99 / base.p99, 2)} |`,
+    );
+  }
+}
+if (memory) {
+  lines.push('');
+  lines.push(
+    `memory: ${memory.tokens} distinct cached tokens → RSS ${fmt(memory.rssMb)} MB (idle ${fmt(memory.idleRssMb)} MB; cache misses counted: ${memory.cacheMisses})`,
+  );
+}
+const report = lines.join('\n');
+process.stdout.write(report + '\n');
+writeFileSync(path.join(ROOT, 'bench/last-run.md'), report + '\n');

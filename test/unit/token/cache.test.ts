@@ -1,0 +1,141 @@
+/**
+ * The verified-token cache (issue 5): it may skip parsing and the signature, nothing else.
+ * Every test runs real verification (WebCrypto) against keys from a real KeySource.
+ */
+import { describe, expect, it, vi } from 'vitest';
+import { Authorizer } from '../../../src/authorizer.js';
+import type { HopRequest } from '../../../src/core/types.js';
+import { tokenSha256 } from '../../../src/token/hash.js';
+import { StaticKeySource } from '../../../src/token/sources.js';
+import type { KeyLookup, KeySource } from '../../../src/token/types.js';
+import { TokenVerifier } from '../../../src/token/verifier.js';
+import { POLICY, request } from '../core/fixtures.js';
+import { CALLER, forge, issuerPolicy, jwksOf, NOW_MS, NOW_S, signToken, testKey, validClaims } from '../../helpers/tokens.js';
+
+/** A key source whose JWKS can be swapped (rotation) and whose lookups are counted. */
+class SwappableKeys implements KeySource {
+  lookups = 0;
+  private inner: StaticKeySource;
+  constructor(jwks: unknown) {
+    this.inner = new StaticKeySource(jwks);
+  }
+  swap(jwks: unknown): void {
+    this.inner = new StaticKeySource(jwks);
+  }
+  lookup(kid: string, alg: string): Promise<KeyLookup> {
+    this.lookups++;
+    return this.inner.lookup(kid, alg);
+  }
+  ready = () => true;
+  start = () => Promise.resolve();
+  close(): void {}
+}
+
+async function setup(maxEntries = 100) {
+  const key = await testKey('ES256', 'k1');
+  const keys = new SwappableKeys(jwksOf(key));
+  const clock = { ms: NOW_MS };
+  const lookups: boolean[] = [];
+  const verifier = new TokenVerifier({
+    issuers: [{ policy: issuerPolicy(), keys }],
+    maxBytes: 8192,
+    cache: { maxEntries, now: () => clock.ms, onLookup: (hit) => lookups.push(hit) },
+  });
+  const verifySpy = vi.spyOn(crypto.subtle, 'verify');
+  return { key, keys, clock, lookups, verifier, verifySpy };
+}
+
+function hop(token: string, over: Partial<HopRequest> = {}): HopRequest {
+  return request({ tokenFromHeaders: [token], ...over });
+}
+
+describe('verified-token cache', () => {
+  it('answers a repeated token from the cache without a signature check', async () => {
+    const { key, verifier, lookups, verifySpy } = await setup();
+    const token = await signToken(key);
+    const first = await verifier.verify(token, tokenSha256(token));
+    const calls = verifySpy.mock.calls.length;
+    const second = await verifier.verify(token, tokenSha256(token));
+    expect(first.ok).toBe(true);
+    expect(second).toBe(first);
+    expect(verifySpy.mock.calls.length).toBe(calls); // no new signature verification
+    expect(lookups).toEqual([false, true]);
+    verifySpy.mockRestore();
+  });
+
+  it('is bypassed without a cache key, and off with 0 entries', async () => {
+    const { key, verifier, lookups } = await setup();
+    const token = await signToken(key);
+    await verifier.verify(token);
+    await verifier.verify(token);
+    expect(lookups).toEqual([]);
+    expect(verifier.cacheSize()).toBe(0);
+
+    const off = await setup(0);
+    const t2 = await signToken(off.key);
+    await off.verifier.verify(t2, tokenSha256(t2));
+    expect(off.verifier.cacheSize()).toBe(0);
+  });
+
+  it('never caches a failure: a tampered copy of a cached token is still bad_signature', async () => {
+    const { key, verifier } = await setup();
+    const token = await signToken(key);
+    expect((await verifier.verify(token, tokenSha256(token))).ok).toBe(true);
+    const tampered = await forge({ key, payload: validClaims(), signature: 'tamper' });
+    for (let i = 0; i < 2; i++) {
+      const r = await verifier.verify(tampered, tokenSha256(tampered));
+      expect(r.ok ? 'ok' : r.reason).toBe('bad_signature');
+    }
+    expect(verifier.cacheSize()).toBe(1);
+  });
+
+  it('drops an entry whose key the issuer no longer serves (rotation/removal)', async () => {
+    const { key, keys, verifier } = await setup();
+    const token = await signToken(key);
+    expect((await verifier.verify(token, tokenSha256(token))).ok).toBe(true);
+    keys.swap(jwksOf(await testKey('ES256', 'k2')));
+    const r = await verifier.verify(token, tokenSha256(token));
+    expect(r.ok ? 'ok' : r.reason).toBe('unknown_key');
+    // Same kid re-published with another key: the cached verification must not stand.
+    keys.swap(jwksOf(await testKey('ES256', 'k1')));
+    const r2 = await verifier.verify(token, tokenSha256(token));
+    expect(r2.ok ? 'ok' : r2.reason).toBe('bad_signature');
+  });
+
+  it('keeps an entry no longer than exp + skew', async () => {
+    const { key, verifier, clock, lookups } = await setup();
+    const token = await signToken(key); // exp = NOW_S + 120, skew 10 s
+    await verifier.verify(token, tokenSha256(token));
+    clock.ms = (NOW_S + 130) * 1000;
+    await verifier.verify(token, tokenSha256(token));
+    clock.ms += 1;
+    await verifier.verify(token, tokenSha256(token));
+    expect(lookups).toEqual([false, true, false]);
+  });
+
+  it('is bounded by maxEntries', async () => {
+    const { key, verifier } = await setup(3);
+    for (let i = 0; i < 10; i++) {
+      const t = await signToken(key);
+      expect((await verifier.verify(t, tokenSha256(t))).ok).toBe(true);
+    }
+    expect(verifier.cacheSize()).toBe(3);
+  });
+});
+
+describe('decisions on cache hits still apply every per-request rule', () => {
+  it('time window, caller binding and grant are checked on every request', async () => {
+    const { key, verifier, clock, lookups } = await setup();
+    const authz = new Authorizer({ policy: POLICY, verifier, now: () => clock.ms });
+    const token = await signToken(key);
+    expect((await authz.authorize(hop(token))).decision.reason).toBe('granted');
+    expect((await authz.authorize(hop(token, { caller: 'spiffe://prod.example.org/ns/web/sa/web' }))).decision.reason).toBe(
+      'actor_mismatch',
+    );
+    expect((await authz.authorize(hop(token, { method: 'DELETE' }))).decision.reason).toBe('grant_mismatch');
+    expect((await authz.authorize(hop(token, { path: '/v1/ledger/../admin' }))).decision.reason).toBe('path_not_canonical');
+    clock.ms = (NOW_S + 130) * 1000; // last valid instant: still a hit
+    expect((await authz.authorize(hop(token, { caller: CALLER }))).decision.reason).toBe('granted');
+    expect(lookups.filter((h) => h).length).toBe(4);
+  });
+});
