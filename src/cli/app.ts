@@ -212,6 +212,7 @@ export async function startServer(config: HopguardConfig, opts: ServeOptions = {
   const live = host;
   const workload = config.workload.id;
 
+  let lastLimitLog = -Infinity;
   // Hot path: record() only queues references; the event is built and written later.
   const onDecision = (req: HopRequest, outcome: Outcome, _resp: unknown, latencyNs: bigint): void => {
     events.record(req, outcome, clock.now(), latencyNs);
@@ -243,7 +244,15 @@ export async function startServer(config: HopguardConfig, opts: ServeOptions = {
     onError: (err, stage) => logger.error('check fault (answered internal_error when in check)', { stage, err }),
     maxReceiveMessageLength: config.limits.max_request_bytes,
     maxHeaders: config.limits.max_headers,
-    onLimit: (what, detail) => logger.warn('check refused: over a request limit (RESOURCE_EXHAUSTED)', { limit: what, detail }),
+    onLimit: (what, detail) => {
+      metrics.checkRefused(what);
+      // At most one line per 10 s: a flood of oversized requests must not flood the log.
+      const now = clock.now();
+      if (now - lastLimitLog >= 10_000) {
+        lastLimitLog = now;
+        logger.warn('check refused: over a request limit (RESOURCE_EXHAUSTED)', { limit: what, detail });
+      }
+    },
     health,
   }).catch(async (err: unknown) => {
     readiness.close();

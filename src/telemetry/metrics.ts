@@ -56,6 +56,7 @@ export class Metrics implements DecisionMetrics {
   private readonly eventsDroppedCounter: Counter<'sink'>;
   private readonly eventsSampledOut: Counter<never>;
   private readonly eventsBufferedGauge: Gauge<'sink'>;
+  private readonly checksRefused: Counter<'limit'>;
   private issuerSet: ReadonlySet<string>;
   /**
    * Pre-resolved label children: prom-client hashes the label object on every `inc()`;
@@ -117,6 +118,15 @@ export class Metrics implements DecisionMetrics {
       labelNames: ['sink'] as const,
       registers,
     });
+    // Checks refused before any decision (gRPC RESOURCE_EXHAUSTED): they have no reason
+    // code and no decision event, so this is where SREs see them.
+    this.checksRefused = new Counter({
+      name: 'hopguard_checks_refused_total',
+      help: 'Checks refused with a gRPC error before any decision, by request limit (limits.*).',
+      labelNames: ['limit'] as const,
+      registers,
+    });
+    this.checksRefused.inc({ limit: 'max_headers' }, 0);
     this.eventsSampledOut = new Counter({
       name: 'hopguard_events_sampled_out_total',
       help: 'Allow events not emitted because of events.sample_allow (not a loss).',
@@ -262,6 +272,11 @@ export class Metrics implements DecisionMetrics {
   eventSinkConfigured(sink: EventSinkName, buffered?: () => number): void {
     this.eventsDroppedCounter.inc({ sink: sinkLabel(sink) }, 0);
     if (buffered !== undefined) this.bufferedProbes.set(sinkLabel(sink), buffered);
+  }
+
+  /** A Check refused over a request limit (closed set: the limits the adapter enforces). */
+  checkRefused(limit: 'max_headers'): void {
+    this.checksRefused.inc({ limit });
   }
 
   eventsSampled(n = 1): void {

@@ -2,7 +2,7 @@
  * Fuzzing the Envoy adapter: hostile CheckRequests, as decoded objects of any shape and as
  * raw protobuf bytes (valid encodings mutated: bit flips, truncation, bogus lengths, varint
  * overflow, unknown fields, deeply nested groups), through exactly what the server runs:
- * requestDeserialize → toHopRequest → Authorizer → toCheckResponse.
+ * the lean decoder (src/envoy/decode.ts) → toHopRequest → Authorizer → toCheckResponse.
  *   - Nothing throws past the adapter (a deserialization error is grpc-js' INTERNAL answer).
  *   - Every response is well formed: OK ⇔ ok_response, a deny carries the SPEC's HTTP status,
  *     a JSON body with a closed-set reason, and matching dynamic metadata.
@@ -11,6 +11,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { authorizationServiceDefinition, type CheckRequestMsg, type CheckResponseMsg } from '../../src/envoy/proto.js';
+import { decodeCheckRequest } from '../../src/envoy/decode.js';
 import { toHopRequest } from '../../src/envoy/request.js';
 import { toCheckResponse } from '../../src/envoy/response.js';
 import { expected, SPEC_STATUS, type OracleRequest } from './support/oracle.js';
@@ -20,7 +21,14 @@ import { CALLER, CALLER_PEM, FC_PARAMS, FUZZ_TEST_TIMEOUT_MS, NOW_MS, RUNS, WORL
 const check = authorizationServiceDefinition['Check'];
 if (check === undefined) throw new Error('no Check method');
 const serialize = (m: object): Buffer => check.requestSerialize(m);
-const deserialize = (b: Buffer): CheckRequestMsg => check.requestDeserialize(b) as CheckRequestMsg;
+/** What the server decodes requests with (src/envoy/server.ts swaps it into grpc-js). */
+const deserialize = (b: Buffer): CheckRequestMsg => decodeCheckRequest(b);
+/**
+ * proto-loader's decoder, for the nesting comparison. (Decisions are not compared across the
+ * two decoders: they differ by design on repeated sub-messages — protobuf merges them, as the
+ * lean decoder does, proto-loader keeps the last — see src/envoy/decode.ts and its tests.)
+ */
+const protobufjsDeserialize = (b: Buffer): CheckRequestMsg => check.requestDeserialize(b) as CheckRequestMsg;
 
 const TOKEN_HEADERS = WORLD.policy.tokenHeaders;
 const GRPC_FOR_HTTP: Record<number, number> = { 401: 16, 403: 7, 503: 14 };
@@ -260,14 +268,17 @@ describe('Envoy adapter fuzzing', () => {
     expect(seen.deny).toBeGreaterThan(0);
   });
 
-  it('deep group nesting is refused by the decoder with an Error, not a stack overflow', () => {
+  it.each([
+    ['the server decoder', deserialize],
+    ['protobufjs', protobufjsDeserialize],
+  ])('deep group nesting is refused by %s with an Error, not a stack overflow', (_name, decode) => {
     const valid = serialize({ attributes: { request: { http: { method: 'GET', path: '/healthz' } } } });
-    // protobufjs' recursion limit is 100 nested levels (protoc's default).
+    // Both limit nesting to 100 levels (protoc's default).
     for (const depth of [102, 1_000, 100_000, 1_000_000]) {
       const buf = applyByteEdit(valid, { k: 'groups', pos: valid.length, depth, close: true });
       let err: unknown;
       try {
-        deserialize(buf);
+        decode(buf);
       } catch (e) {
         err = e;
       }
@@ -275,7 +286,7 @@ describe('Envoy adapter fuzzing', () => {
       expect((err as Error).message).toMatch(/nesting|depth/i);
     }
     // Within the limit, unknown groups are skipped and the message still decodes.
-    const ok = deserialize(applyByteEdit(valid, { k: 'groups', pos: valid.length, depth: 100, close: true }));
+    const ok = decode(applyByteEdit(valid, { k: 'groups', pos: valid.length, depth: 100, close: true }));
     expect(ok.attributes?.request?.http?.path).toBe('/healthz');
   });
 });

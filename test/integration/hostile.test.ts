@@ -321,6 +321,9 @@ describe('hostile gRPC input (real server, raw HTTP/2)', () => {
     expectNotAllowed(r);
     expect(srv.sink.lines.length).toBe(events); // refused before any decision: no decision event
     expect(srv.logs.some((l) => l.includes('max_headers'))).toBe(true);
+    // …but counted, so SREs see refusals that have no decision event.
+    const refused = /hopguard_checks_refused_total\{limit="max_headers"\} (\d+)/.exec(await srv.running.metrics.metrics());
+    expect(Number(refused?.[1])).toBeGreaterThanOrEqual(1);
     await expectStillServing();
   });
 

@@ -112,8 +112,15 @@ function buildWorld() {
     policy: toIssuerPolicy(i),
     keys: new StaticKeySource({ keys: (jwksFor[i.issuer] ?? []).map((k) => k.jwk) }),
   }));
-  const verifier = new TokenVerifier({ issuers, maxBytes: config.token.max_bytes });
   const clock = { ms: NOW_MS };
+  // With the verified-token cache, as in production (src/cli/app.ts): repeated tokens are
+  // served from it, at other clock readings, and must still be decided like fresh ones.
+  let hits = 0;
+  const verifier = new TokenVerifier({
+    issuers,
+    maxBytes: config.token.max_bytes,
+    cache: { maxEntries: config.token.cache_max_entries, now: () => clock.ms, onLookup: (hit) => void (hit && hits++) },
+  });
   // As in production (src/cli/app.ts): a store always exists, off unless a route says on.
   const replay = new ReplayStore(config.replay.max_entries, () => clock.ms);
   const authorizer = new Authorizer({ policy, verifier, replay, replayByDefault: config.replay.enabled, now: () => clock.ms });
@@ -140,7 +147,7 @@ function buildWorld() {
     issuers: oracleIssuers,
     replayByDefault: config.replay.enabled,
   };
-  return { authorizer, clock, world, policy };
+  return { authorizer, clock, world, policy, cacheHits: () => hits };
 }
 
 export const WORLD = buildWorld();
