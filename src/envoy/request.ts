@@ -69,7 +69,7 @@ export function toHopRequest(msg: CheckRequestMsg, tokenHeaders: readonly string
     caller: nonEmpty(source?.principal),
     callerCertificate: nonEmpty(source?.certificate),
     contextExtensions: stringMap(attrs?.context_extensions),
-    requestId: requestId !== undefined && requestId !== '' ? requestId : str(httpId),
+    requestId: capRequestId(requestId !== undefined && requestId !== '' ? requestId : str(httpId)),
     traceId: traceIdOf(traceparent),
   };
 }
@@ -151,4 +151,13 @@ export function traceIdOf(traceparent: string | undefined): string {
   const traceId = traceparent.slice(3, 35);
   if (traceId === ZERO_TRACE || traceparent.slice(36, 52) === ZERO_PARENT) return '';
   return traceId;
+}
+
+/**
+ * Envoy generates UUIDs, but a client may send its own x-request-id, which we echo in deny
+ * bodies and events: keep it to a sane length so it cannot inflate every answer.
+ */
+export const MAX_REQUEST_ID_LENGTH = 256;
+function capRequestId(id: string): string {
+  return id.length > MAX_REQUEST_ID_LENGTH ? id.slice(0, MAX_REQUEST_ID_LENGTH) : id;
 }

@@ -380,7 +380,6 @@ const valueArb = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 8 }),
   fc.constantFrom(TOKEN, 'a,b', '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', ''),
 );
-const opt = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined });
 const mapArb = fc.dictionary(keyArb, valueArb, { maxKeys: 6, noNullPrototype: true });
 const peerArb = fc.record(
   {

@@ -16,7 +16,7 @@ import { toHopRequest } from '../../src/envoy/request.js';
 import { toCheckResponse } from '../../src/envoy/response.js';
 import { expected, SPEC_STATUS, type OracleRequest } from './support/oracle.js';
 import { buildToken, interestingValue, pathArb, planArb } from './support/arbitraries.js';
-import { CALLER, CALLER_PEM, FC_PARAMS, FUZZ_TEST_TIMEOUT_MS, NOW_MS, RUNS, WORLD } from './support/world.js';
+import { CALLER, CALLER_PEM, FC_PARAMS, FUZZ_TEST_TIMEOUT_MS, NOW_MS, WORLD } from './support/world.js';
 
 const check = authorizationServiceDefinition['Check'];
 if (check === undefined) throw new Error('no Check method');

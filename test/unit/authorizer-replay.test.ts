@@ -8,19 +8,10 @@ import { Authorizer, REPLAY_ROUTE_KEY, replayApplies, type TokenVerifierLike } f
 import type { HopRequest, Policy } from '../../src/core/types.js';
 import { ReplayStore } from '../../src/token/replay.js';
 import type { VerifyResult } from '../../src/token/types.js';
-import { CALLER, issuerPolicy, NOW_MS, NOW_S, validClaims, WORKLOAD } from '../helpers/tokens.js';
+import { policy } from './core/fixtures.js';
+import { CALLER, issuerPolicy, NOW_MS, NOW_S, validClaims } from '../helpers/tokens.js';
 
-const POLICY: Policy = {
-  workloadId: WORKLOAD,
-  mode: 'enforce',
-  tokenHeaders: ['delegation-token'],
-  maxTokenBytes: 8192,
-  requirePeerIdentity: true,
-  trustedDomains: ['prod.example.org'],
-  maxChainDepth: 4,
-  grantType: 'hop',
-  exempt: [],
-};
+const POLICY: Policy = policy({ exempt: [] });
 const ISSUER = issuerPolicy(); // clock_skew 10 s, max_lifetime 300 s
 
 /** A verifier that "verifies" the token text `jti:<jti>` as validClaims({ jti }). */

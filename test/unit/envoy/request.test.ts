@@ -185,6 +185,12 @@ describe('toHopRequest fields', () => {
     expect(toHopRequest(msg({ headers: {} }), TOKEN_HEADERS).requestId).toBe('');
   });
 
+  it('caps a client-chosen x-request-id at 256 characters (it is echoed in deny bodies)', () => {
+    const long = 'r'.repeat(100_000);
+    expect(toHopRequest(msg({ headers: { 'x-request-id': long } }), TOKEN_HEADERS).requestId).toBe('r'.repeat(256));
+    expect(toHopRequest(msg({ headers: { 'x-request-id': 'r'.repeat(256) } }), TOKEN_HEADERS).requestId).toHaveLength(256);
+  });
+
   it('empty principal and certificate are undefined', () => {
     const r = toHopRequest({ attributes: { source: { principal: '', certificate: '' } } }, TOKEN_HEADERS);
     expect(r.caller).toBeUndefined();
