@@ -158,6 +158,6 @@ export function traceIdOf(traceparent: string | undefined): string {
  * bodies and events: keep it to a sane length so it cannot inflate every answer.
  */
 export const MAX_REQUEST_ID_LENGTH = 256;
-function capRequestId(id: string): string {
+export function capRequestId(id: string): string {
   return id.length > MAX_REQUEST_ID_LENGTH ? id.slice(0, MAX_REQUEST_ID_LENGTH) : id;
 }

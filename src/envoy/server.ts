@@ -9,7 +9,7 @@ import {
   type CheckRequestMsg,
   type CheckResponseMsg,
 } from './proto.js';
-import { headerCount, toHopRequest } from './request.js';
+import { capRequestId, headerCount, toHopRequest } from './request.js';
 import { internalErrorResponse, toCheckResponse } from './response.js';
 
 export interface GrpcServerOptions {
@@ -214,7 +214,7 @@ function bestEffortRequestId(msg: unknown): string {
     const http = (msg as CheckRequestMsg | undefined)?.attributes?.request?.http;
     const h = http?.headers;
     const v = h !== undefined && Object.hasOwn(h, 'x-request-id') ? h['x-request-id'] : http?.id;
-    return typeof v === 'string' ? v : '';
+    return typeof v === 'string' ? capRequestId(v) : '';
   } catch {
     return '';
   }

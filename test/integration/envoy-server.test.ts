@@ -210,8 +210,10 @@ describe('ext_authz Check over the wire (official client)', () => {
         throw new Error('config gone');
       },
     });
-    const { res } = await call(auth, 'Check', checkRequest({}));
+    const { res } = await call(auth, 'Check', checkRequest({ 'x-request-id': 'r'.repeat(10_000) }));
     expect(res.status.code).toBe(grpc.status.UNAVAILABLE);
+    // The fallback request id is capped like the normal one (it is echoed in the body).
+    expect(JSON.parse(res.denied_response.body).request_id).toBe('r'.repeat(256));
   });
 
   it('onDecision throwing or rejecting never changes the answer', async () => {
