@@ -63,6 +63,8 @@ export function keySourceFor(i: IssuerConfig, clock: Clock, hooks: KeySourceHook
 export interface Engine {
   readonly authorizer: Authorizer;
   readonly issuers: readonly IssuerRuntime[];
+  /** The authorizer's token stage (with its cache), for explanations such as `hopguard check`. */
+  readonly verifier: TokenVerifier;
   /** The replay memory (a config reload hands it to the next engine). */
   readonly replay?: ReplayStore;
 }
@@ -89,7 +91,7 @@ export function buildEngine(
   // context_extensions even when replay.enabled is false.
   const replay = reuse.replay ?? new ReplayStore(config.replay.max_entries, clock.now);
   const authorizer = new Authorizer({ policy, verifier, replay, replayByDefault: config.replay.enabled, now: clock.now });
-  return { authorizer, issuers, replay };
+  return { authorizer, issuers, verifier, replay };
 }
 
 export interface RunningServer {

@@ -3,7 +3,6 @@ import { formatIssues, loadConfigFile } from '../config/load.js';
 import { validateClaims } from '../core/claims.js';
 import { explainGrants } from '../core/grants.js';
 import type { HopRequest, Outcome } from '../core/types.js';
-import { TokenVerifier } from '../token/verifier.js';
 import { parse, required, UsageError, type Io } from './args.js';
 import { buildEngine, type Clock } from './app.js';
 
@@ -74,9 +73,10 @@ export async function checkCommand(argv: string[], io: Io): Promise<number> {
   try {
     await Promise.all(engine.issuers.map((i) => i.keys.start()));
     outcome = await engine.authorizer.authorize(req);
-    // Grant-by-grant explanation, when the token verifies and its claims are well formed
-    // (the key sources stay open until this second verification has used them).
-    const verified = await new TokenVerifier({ issuers: engine.issuers, maxBytes: loaded.config.token.max_bytes }).verify(token);
+    // Grant-by-grant explanation, when the token verifies and its claims are well formed.
+    // Same verifier and cache key as authorize(): a token it verified is a cache hit here,
+    // not a second signature check (the key sources stay open until then).
+    const verified = await engine.verifier.verify(token, outcome.audit.tokenSha256);
     if (verified.ok) {
       const claims = validateClaims(verified.token.payload, engine.authorizer.policy);
       if ('claims' in claims) grants = explainGrants(claims.claims, req, engine.authorizer.policy);
