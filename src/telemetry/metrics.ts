@@ -49,6 +49,9 @@ export class Metrics implements DecisionMetrics {
   private readonly decisions: Counter<'decision' | 'reason' | 'enforced'>;
   private readonly duration: Histogram<never>;
   private readonly cacheLookups: Counter<'result'>;
+  /** Pre-resolved like decisionChildren: a lookup happens on every Check with a token. */
+  private readonly cacheHit: DecisionChild;
+  private readonly cacheMiss: DecisionChild;
   private readonly jwksRefreshes: Counter<'issuer' | 'result'>;
   private readonly jwksKeyGauge: Gauge<'issuer'>;
   private readonly jwksSuccessGauge: Gauge<'issuer'>;
@@ -162,8 +165,10 @@ export class Metrics implements DecisionMetrics {
 
     // Zero series for the counters SREs alert on, so rate() and absent() work from the start.
     for (const r of ALL_REASONS) this.decisionChild(isAllowReason(r), r, true);
-    this.cacheLookups.inc({ result: 'hit' }, 0);
-    this.cacheLookups.inc({ result: 'miss' }, 0);
+    this.cacheHit = this.cacheLookups.labels('hit');
+    this.cacheMiss = this.cacheLookups.labels('miss');
+    this.cacheHit.inc(0);
+    this.cacheMiss.inc(0);
     this.configReloads.inc({ result: 'applied' }, 0);
     this.configReloads.inc({ result: 'rejected' }, 0);
     this.eventsSampledOut.inc(0);
@@ -211,7 +216,7 @@ export class Metrics implements DecisionMetrics {
   // ---- token cache (issue 5) --------------------------------------------------------
 
   tokenCacheLookup(result: CacheLookupResult): void {
-    this.cacheLookups.inc({ result: result === 'hit' ? 'hit' : 'miss' });
+    (result === 'hit' ? this.cacheHit : this.cacheMiss).inc();
   }
 
   // ---- keys -----------------------------------------------------------------------------
