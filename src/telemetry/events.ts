@@ -46,7 +46,7 @@ export function buildDecisionEvent(
   return {
     event: 'hopguard.decision',
     v: 1,
-    ts: new Date(ctx.tsMs).toISOString(),
+    ts: isoTime(ctx.tsMs),
     decision: decision.allow ? 'allow' : 'deny',
     enforced: outcome.enforced,
     reason: decision.reason,
@@ -66,6 +66,85 @@ export function buildDecisionEvent(
     token_sha256: audit.tokenSha256 ?? null,
     latency_us: Math.round(ctx.latencyUs),
   };
+}
+
+/** Consecutive events usually share a millisecond: format it once. */
+let lastTsMs = NaN;
+let lastIso = '';
+function isoTime(ms: number): string {
+  if (ms !== lastTsMs) {
+    lastIso = new Date(ms).toISOString();
+    lastTsMs = ms;
+  }
+  return lastIso;
+}
+
+/**
+ * The event as one JSON line (with '\n'): exactly `JSON.stringify(ev) + '\n'` (a property
+ * test holds it to that), written for the fixed schema. The generic stringify walks the
+ * object and re-checks every key; this writes the known keys as constants and quotes
+ * strings with a single scan in the common case where nothing needs escaping.
+ */
+export function serializeDecisionEvent(ev: DecisionEvent): string {
+  let actors = '[';
+  for (let i = 0; i < ev.actors.length; i++) actors += (i === 0 ? '' : ',') + quote(ev.actors[i] as string);
+  actors += ']';
+  return (
+    '{"event":"hopguard.decision","v":1,"ts":' +
+    quote(ev.ts) +
+    ',"decision":' +
+    quote(ev.decision) +
+    ',"enforced":' +
+    (ev.enforced ? 'true' : 'false') +
+    ',"reason":' +
+    quote(ev.reason) +
+    ',"status":' +
+    num(ev.status) +
+    ',"request_id":' +
+    quote(ev.request_id) +
+    ',"trace_id":' +
+    quote(ev.trace_id) +
+    ',"method":' +
+    quote(ev.method) +
+    ',"path":' +
+    quote(ev.path) +
+    ',"workload":' +
+    quote(ev.workload) +
+    ',"caller":' +
+    nullable(ev.caller) +
+    ',"iss":' +
+    nullable(ev.iss) +
+    ',"kid":' +
+    nullable(ev.kid) +
+    ',"sub":' +
+    nullable(ev.sub) +
+    ',"actors":' +
+    actors +
+    ',"jti":' +
+    nullable(ev.jti) +
+    ',"txn":' +
+    nullable(ev.txn) +
+    ',"token_sha256":' +
+    nullable(ev.token_sha256) +
+    ',"latency_us":' +
+    num(ev.latency_us) +
+    '}\n'
+  );
+}
+
+/** Characters JSON.stringify would escape: quote, backslash, controls, any surrogate (lone ones become \uXXXX). */
+// eslint-disable-next-line no-control-regex
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+function quote(s: string): string {
+  if (typeof s !== 'string') return JSON.stringify(s) ?? 'null'; // never by the types; stay exact anyway
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : '"' + s + '"';
+}
+function nullable(s: string | null): string {
+  return s === null ? 'null' : quote(s);
+}
+function num(n: number): string {
+  if (typeof n !== 'number') return JSON.stringify(n) ?? 'null';
+  return Number.isFinite(n) ? String(n) : 'null'; // as JSON.stringify: NaN/Infinity → null, -0 → "0"
 }
 
 /**
@@ -179,7 +258,7 @@ export class DecisionPipeline {
       return;
     }
     const ev = buildDecisionEvent(p.req, outcome, { workload: this.opts.workload(), tsMs: p.tsMs, latencyUs });
-    const line = JSON.stringify(ev) + '\n';
+    const line = serializeDecisionEvent(ev);
     this.counts.emitted++;
     for (const s of this.sinks) {
       try {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { allow, deny } from '../../../src/core/decision.js';
 import type { HopRequest, Outcome } from '../../../src/core/types.js';
-import { buildDecisionEvent, DecisionPipeline, sampleHash, type EventSink } from '../../../src/telemetry/events.js';
+import fc from 'fast-check';
+import { buildDecisionEvent, DecisionPipeline, sampleHash, serializeDecisionEvent, type DecisionEvent, type EventSink } from '../../../src/telemetry/events.js';
 import { Metrics } from '../../../src/telemetry/metrics.js';
 
 const WORKLOAD = 'spiffe://prod.example.org/ns/payments/sa/ledger';
@@ -214,5 +215,64 @@ describe('buildDecisionEvent', () => {
     const line = JSON.stringify(ev);
     expect(line).not.toContain(TOKEN);
     expect(line).not.toContain('s3cr3t');
+  });
+});
+
+describe('serializeDecisionEvent', () => {
+  /** FUZZ_SEED pins the seed (CI sets it). */
+  const SEED = process.env['FUZZ_SEED'] ? { seed: Number(process.env['FUZZ_SEED']) } : {};
+  // Every kind of string JSON.stringify treats specially: quotes, backslashes, controls,
+  // U+2028, paired and lone surrogates, plus plain text.
+  const text = fc.oneof(
+    fc.string(),
+    fc.string({ unit: 'binary' }),
+    fc.constantFrom('', '"', '\\', '\n', '\u0000', '\u001f', '\u007f', '\u2028', '\ud83d\ude80', '\ud800', 'a\udc00b', '</script>'),
+  );
+  const nullable = fc.option(text, { nil: null });
+  const number = fc.oneof(fc.integer(), fc.double(), fc.constantFrom(0, -0, NaN, Infinity, -Infinity, 1e21, 5e-7));
+  const event: fc.Arbitrary<DecisionEvent> = fc.record({
+    event: fc.constant('hopguard.decision' as const),
+    v: fc.constant(1 as const),
+    ts: text,
+    decision: fc.constantFrom('allow' as const, 'deny' as const),
+    enforced: fc.boolean(),
+    reason: text,
+    status: number,
+    request_id: text,
+    trace_id: text,
+    method: text,
+    path: text,
+    workload: text,
+    caller: nullable,
+    iss: nullable,
+    kid: nullable,
+    sub: nullable,
+    actors: fc.array(text, { maxLength: 4 }),
+    jti: nullable,
+    txn: nullable,
+    token_sha256: nullable,
+    latency_us: number,
+  });
+
+  it('is exactly JSON.stringify(event) + newline, for any field contents', () => {
+    fc.assert(
+      fc.property(event, (ev) => {
+        expect(serializeDecisionEvent(ev)).toBe(JSON.stringify(ev) + '\n');
+      }),
+      { numRuns: 3000, ...SEED },
+    );
+  });
+
+  it('a built event serializes like the generic path', () => {
+    const ev = buildDecisionEvent(req({ requestId: 'a"b\\c\n' }), DENY, { workload: WORKLOAD, tsMs: 1_700_000_000_123, latencyUs: 12.6 });
+    expect(serializeDecisionEvent(ev)).toBe(JSON.stringify(ev) + '\n');
+    expect(JSON.parse(serializeDecisionEvent(ev))).toMatchObject({ request_id: 'a"b\\c\n', ts: '2023-11-14T22:13:20.123Z', latency_us: 13 });
+  });
+
+  it('consecutive events with different timestamps carry their own ts (no stale memo)', () => {
+    const a = buildDecisionEvent(req(), ALLOW, { workload: WORKLOAD, tsMs: 1000, latencyUs: 1 });
+    const b = buildDecisionEvent(req(), ALLOW, { workload: WORKLOAD, tsMs: 2000, latencyUs: 1 });
+    const c = buildDecisionEvent(req(), ALLOW, { workload: WORKLOAD, tsMs: 2000, latencyUs: 1 });
+    expect([a.ts, b.ts, c.ts]).toEqual(['1970-01-01T00:00:01.000Z', '1970-01-01T00:00:02.000Z', '1970-01-01T00:00:02.000Z']);
   });
 });
