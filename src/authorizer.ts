@@ -8,8 +8,11 @@ import { tokenSha256 } from './token/hash.js';
 import type { ReplayStore } from './token/replay.js';
 
 export interface TokenVerifierLike {
-  /** `cacheKey`: the token's SHA-256 (hex), which lets the verifier use its cache. */
-  verify(token: string, cacheKey?: string): Promise<VerifyResult>;
+  /**
+   * `cacheKey`: the token's SHA-256 (hex), which lets the verifier use its cache. A plain
+   * value when the answer is known at once (a cache hit), else a promise.
+   */
+  verify(token: string, cacheKey?: string): VerifyResult | Promise<VerifyResult>;
 }
 
 export interface AuthorizerOptions {
@@ -69,7 +72,12 @@ export class Authorizer {
     this.enforced = opts.policy.mode === 'enforce';
   }
 
-  async authorize(req: HopRequest): Promise<Outcome> {
+  /**
+   * Synchronous when the token stage is (a verified-token cache hit, a token denied before
+   * any key is needed, an exempt route): the hot path then allocates no promise. A promise
+   * when a signature has to be checked. Never throws, never rejects.
+   */
+  authorize(req: HopRequest): Outcome | Promise<Outcome> {
     let audit: Audit = NO_AUDIT;
     try {
       const policy = this.policy;
@@ -81,9 +89,25 @@ export class Authorizer {
       const sha = tokenSha256(token);
       audit = { tokenSha256: sha };
 
-      const verified = await this.verifier.verify(token, sha);
+      const verified = this.verifier.verify(token, sha);
+      if (verified instanceof Promise) {
+        return verified.then(
+          (v) => this.afterVerify(req, v, sha),
+          (err: unknown) => this.fault(err, { tokenSha256: sha }),
+        );
+      }
+      return this.afterVerify(req, verified, sha);
+    } catch (err) {
+      return this.fault(err, audit);
+    }
+  }
+
+  /** Everything after the token stage: decision core, then replay. */
+  private afterVerify(req: HopRequest, verified: VerifyResult, sha: string): Outcome {
+    let audit: Audit = { tokenSha256: sha };
+    try {
       if (!verified.ok) {
-        audit = { iss: verified.iss, kid: verified.kid, tokenSha256: audit.tokenSha256 };
+        audit = { iss: verified.iss, kid: verified.kid, tokenSha256: sha };
         return this.outcome(deny(verified.reason, verified.detail), audit);
       }
       const { header, payload, issuer } = verified.token;
@@ -91,9 +115,10 @@ export class Authorizer {
         iss: issuer.issuer,
         kid: header.kid,
         ...auditFromPayload(payload),
-        tokenSha256: audit.tokenSha256,
+        tokenSha256: sha,
       };
 
+      const policy = this.policy;
       const decision = decide(req, verified.token, policy, this.now());
       if (!decision.allow || !replayApplies(req, this.replayByDefault)) return this.outcome(decision, audit);
       if (this.replay === undefined) {
@@ -108,8 +133,12 @@ export class Authorizer {
       if (verdict === 'replayed') return this.outcome(deny('replayed'), audit);
       return this.outcome(deny('internal_error', 'replay store full of live entries'), audit);
     } catch (err) {
-      return this.outcome(deny('internal_error', err instanceof Error ? err.message : 'fault'), audit);
+      return this.fault(err, audit);
     }
+  }
+
+  private fault(err: unknown, audit: Audit): Outcome {
+    return this.outcome(deny('internal_error', err instanceof Error ? err.message : 'fault'), audit);
   }
 
   private outcome(decision: Decision, audit: Audit): Outcome {

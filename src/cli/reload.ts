@@ -125,13 +125,25 @@ export class EngineHost {
   }
 
   /** One Check on the current engine; it finishes there even if a reload swaps meanwhile. */
-  authorize(req: HopRequest): Promise<Outcome> {
+  /** Synchronous when the engine's answer is (see Authorizer.authorize). */
+  authorize(req: HopRequest): Outcome | Promise<Outcome> {
     const gen = this.current;
     gen.inflight++;
-    // One extra promise per Check: the price of knowing when a retired engine has drained.
-    return gen.engine.authorizer.authorize(req).finally(() => {
-      if (--gen.inflight === 0 && gen.retired) this.release(gen);
-    });
+    let r: Outcome | Promise<Outcome>;
+    try {
+      r = gen.engine.authorizer.authorize(req);
+    } catch (err) {
+      this.settled(gen);
+      throw err;
+    }
+    if (r instanceof Promise) return r.finally(() => this.settled(gen));
+    this.settled(gen);
+    return r;
+  }
+
+  /** One Check of `gen` is done: a retired engine is released when its last Check is. */
+  private settled(gen: Generation): void {
+    if (--gen.inflight === 0 && gen.retired) this.release(gen);
   }
 
   /**

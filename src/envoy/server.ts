@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { deny } from '../core/decision.js';
 import type { HopRequest, Outcome } from '../core/types.js';
 import { decodeCheckRequest } from './decode.js';
+import { encodeCheckResponse } from './encode.js';
 import { createHealthService, type HealthState } from './health.js';
 import {
   authorizationServiceDefinition,
@@ -15,8 +16,11 @@ import { internalErrorResponse, toCheckResponse } from './response.js';
 export interface GrpcServerOptions {
   /** `host:port`; port 0 picks a free port; IPv6 as `[::1]:0`. */
   readonly address: string;
-  /** The decision for one hop. A rejection or throw is answered with internal_error (503). */
-  readonly authorize: (req: HopRequest) => Promise<Outcome>;
+  /**
+   * The decision for one hop: a value when known at once (the hot path: no promise, no
+   * microtask), else a promise. A rejection or throw is answered with internal_error (503).
+   */
+  readonly authorize: (req: HopRequest) => Outcome | Promise<Outcome>;
   /** Read per call so a config reload applies to the next Check. */
   readonly tokenHeaders: () => readonly string[];
   readonly upstreamHeaders: () => boolean;
@@ -52,16 +56,21 @@ export interface GrpcServerHandle {
 }
 
 /**
- * proto-loader's Authorization definition with Check's request decoder swapped for the lean
- * one (src/envoy/decode.ts): it reads only the fields hopguard uses, and a malformed message
- * throws, which grpc-js answers with INTERNAL without calling the handler.
+ * proto-loader's Authorization definition with Check's codecs swapped for the lean ones:
+ * the decoder (src/envoy/decode.ts) reads only the fields hopguard uses, and a malformed
+ * message throws, which grpc-js answers with INTERNAL without calling the handler; the
+ * encoder (src/envoy/encode.ts) writes the same bytes proto-loader would, without its
+ * intermediate objects.
  */
-const leanAuthorizationService: grpc.ServiceDefinition = leanCheckDefinition(authorizationServiceDefinition);
+export const leanAuthorizationService: grpc.ServiceDefinition = leanCheckDefinition(authorizationServiceDefinition);
 
 function leanCheckDefinition(def: grpc.ServiceDefinition): grpc.ServiceDefinition {
   const check = def['Check'];
   if (check === undefined) throw new Error('proto: Authorization.Check not found');
-  return { ...def, Check: { ...check, requestDeserialize: decodeCheckRequest } };
+  return {
+    ...def,
+    Check: { ...check, requestDeserialize: decodeCheckRequest, responseSerialize: encodeCheckResponse },
+  };
 }
 
 /** The outcome reported for a Check that faulted: enforced even in dry-run (fail closed). */
@@ -72,6 +81,9 @@ const INTERNAL_ERROR_OUTCOME: Outcome = Object.freeze({
 });
 
 export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServerHandle> {
+  // channelz stays on although hopguard serves no channelz service: with
+  // 'grpc.enable_channelz': 0, grpc-js 1.14 no longer tracks sessions for forceShutdown,
+  // so a hung Check would outlive shutdown.grace (envoy-server.test.ts catches it).
   const serverOptions: grpc.ServerOptions = {};
   if (opts.maxReceiveMessageLength !== undefined) {
     serverOptions['grpc.max_receive_message_length'] = opts.maxReceiveMessageLength;
@@ -123,7 +135,7 @@ function checkHandler(opts: GrpcServerOptions): grpc.handleUnaryCall<CheckReques
       refuse(opts, callback, `request has more than ${maxHeaders} headers (limits.max_headers)`);
       return;
     }
-    void answer(opts, call.request, callback);
+    answer(opts, call.request, callback);
   };
 }
 
@@ -145,25 +157,59 @@ function refuse(opts: GrpcServerOptions, callback: grpc.sendUnaryData<CheckRespo
   callback({ code: grpc.status.RESOURCE_EXHAUSTED, details: detail }, null);
 }
 
-async function answer(
-  opts: GrpcServerOptions,
-  msg: CheckRequestMsg,
-  callback: grpc.sendUnaryData<CheckResponseMsg>,
-): Promise<void> {
+function answer(opts: GrpcServerOptions, msg: CheckRequestMsg, callback: grpc.sendUnaryData<CheckResponseMsg>): void {
   const started = process.hrtime.bigint();
   let req: HopRequest | undefined;
-  let outcome: Outcome = INTERNAL_ERROR_OUTCOME;
-  let response: CheckResponseMsg | undefined;
+  let pending: Outcome | Promise<Outcome>;
   try {
     req = toHopRequest(msg, opts.tokenHeaders());
-    const o = await opts.authorize(req);
-    response = toCheckResponse(o, req, { upstreamHeaders: opts.upstreamHeaders() });
-    outcome = o;
+    pending = opts.authorize(req);
   } catch (err) {
-    // Fail closed on any fault: toHopRequest, authorize, the outcome's shape, config getters.
-    response = undefined;
-    outcome = INTERNAL_ERROR_OUTCOME;
     fault(opts, err);
+    finish(opts, msg, req, FAULTED, callback, started);
+    return;
+  }
+  if (pending instanceof Promise) {
+    const r = req;
+    pending.then(
+      (o) => finish(opts, msg, r, o, callback, started),
+      (err: unknown) => {
+        fault(opts, err);
+        finish(opts, msg, r, FAULTED, callback, started);
+      },
+    );
+  } else {
+    finish(opts, msg, req, pending, callback, started);
+  }
+}
+
+/** Marks a Check whose fault was already reported: answered internal_error, enforced. */
+const FAULTED: unique symbol = Symbol('faulted');
+
+/**
+ * Outcome → answer, exactly one callback, then at most one report. A fault, or an outcome
+ * whose shape makes toCheckResponse throw, is answered internal_error (enforced).
+ */
+function finish(
+  opts: GrpcServerOptions,
+  msg: CheckRequestMsg,
+  req: HopRequest | undefined,
+  o: Outcome | typeof FAULTED,
+  callback: grpc.sendUnaryData<CheckResponseMsg>,
+  started: bigint,
+): void {
+  let outcome: Outcome = INTERNAL_ERROR_OUTCOME;
+  let response: CheckResponseMsg | undefined;
+  if (o !== FAULTED && req !== undefined) {
+    try {
+      response = toCheckResponse(o, req, { upstreamHeaders: opts.upstreamHeaders() });
+      outcome = o;
+    } catch (err) {
+      // Fail closed on any fault: the outcome's shape, config getters.
+      response = undefined;
+      outcome = INTERNAL_ERROR_OUTCOME;
+      fault(opts, err);
+    }
   }
   // From here on nothing may throw: exactly one callback, then at most one report.
   response ??= internalErrorResponse(req?.requestId ?? bestEffortRequestId(msg));

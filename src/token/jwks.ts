@@ -1,4 +1,4 @@
-import { importJWK, type JWK } from 'jose';
+import { importJWK, type CryptoKey, type JWK } from 'jose';
 import { jwsAlgorithm, keyFitsAlgorithm } from './algorithms.js';
 import type { KeyLookup } from './types.js';
 
@@ -14,6 +14,8 @@ export interface JwkSet {
   has(kid: string): boolean;
   /** found / unknown / unusable; never rejects, never 'unavailable'. */
   lookup(kid: string, alg: string): Promise<KeyLookup>;
+  /** The key `lookup` has already resolved for (kid, alg), without waiting; else undefined. */
+  peek(kid: string, alg: string): CryptoKey | undefined;
 }
 
 export type ParseJwksResult = { ok: true; keys: JwkSet } | { ok: false; problem: string };
@@ -41,6 +43,8 @@ function snapshot(o: Record<string, unknown>): Record<string, unknown> {
 interface Entry {
   readonly jwk: Readonly<Record<string, unknown>>;
   readonly imports: Map<string, Promise<KeyLookup>>;
+  /** Imports that resolved to a key, readable synchronously (the cache-hit fast path). */
+  readonly found: Map<string, CryptoKey>;
 }
 
 /**
@@ -71,7 +75,7 @@ export function parseJwks(doc: unknown): ParseJwksResult {
     const ops = jwk['key_ops'];
     if (ops !== undefined && !(Array.isArray(ops) && ops.includes('verify'))) continue;
     if (byKid.has(kid)) return { ok: false, problem: `keys[${i}] repeats a kid` };
-    byKid.set(kid, { jwk: Object.freeze(jwk), imports: new Map() });
+    byKid.set(kid, { jwk: Object.freeze(jwk), imports: new Map(), found: new Map() });
   }
   return { ok: true, keys: new ParsedJwkSet(byKid) };
 }
@@ -97,9 +101,17 @@ class ParsedJwkSet implements JwkSet {
     let p = entry.imports.get(alg);
     if (p === undefined) {
       p = importFor(entry.jwk, alg);
+      const found = entry.found;
+      p.then((r) => {
+        if (r.status === 'found') found.set(alg, r.key);
+      }, () => undefined);
       entry.imports.set(alg, p);
     }
     return p;
+  }
+
+  peek(kid: string, alg: string): CryptoKey | undefined {
+    return this.byKid.get(kid)?.found.get(alg);
   }
 }
 

@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { PathWatcher, realTimers, type Timers } from '../config/watch.js';
 import { parseStrictJson } from './json.js';
 import { parseJwks, type JwkSet } from './jwks.js';
+import type { CryptoKey } from 'jose';
 import type { KeyLookup, KeySource } from './types.js';
 
 export type { Timers } from '../config/watch.js';
@@ -166,6 +167,9 @@ export class StaticKeySource implements KeySource {
   lookup(kid: string, alg: string): Promise<KeyLookup> {
     return this.keys.lookup(kid, alg);
   }
+  peek(kid: string, alg: string): CryptoKey | undefined {
+    return this.keys.peek(kid, alg);
+  }
   ready(): boolean {
     return true;
   }
@@ -303,6 +307,11 @@ export abstract class RefreshingKeySource implements KeySource {
     } catch {
       return { status: 'unavailable', detail: 'key lookup failed' };
     }
+  }
+
+  peek(kid: string, alg: string): CryptoKey | undefined {
+    // Same usability rule as lookup (max_stale): expired keys are never peeked.
+    return this.usableKeys()?.peek(kid, alg);
   }
 
   private usableKeys(): JwkSet | undefined {

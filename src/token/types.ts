@@ -26,6 +26,13 @@ export type KeyLookup =
 export interface KeySource {
   /** `alg` is the token's (already allow-listed) algorithm: a key that cannot verify it is not returned. */
   lookup(kid: string, alg: string): Promise<KeyLookup>;
+  /**
+   * Synchronous answer for the verified-token cache: the key `lookup` would return as
+   * `found` right now, when that is known without waiting (keys loaded, usable, already
+   * imported); undefined means "ask `lookup`". Must apply the same rules as `lookup`
+   * (max_stale, removal): it may only ever return a key `lookup` would also return.
+   */
+  peek?(kid: string, alg: string): CryptoKey | undefined;
   /** True once keys have loaded at least once. */
   ready(): boolean;
   /** Load initially / start background work. Never rejects: failures leave the source not ready. */

@@ -4,7 +4,8 @@ import type { DenyReason } from '../core/reasons.js';
 import type { IssuerPolicy } from '../core/types.js';
 import { expectedSignatureBytes, jwsAlgorithm, keyFitsAlgorithm } from './algorithms.js';
 import { auditString, isParseFailure, own, parseCompact } from './jws.js';
-import type { IssuerRuntime, KeyLookup, VerifyResult } from './types.js';
+import { compactPayload, intern } from './compact.js';
+import type { IssuerRuntime, JwsHeader, KeyLookup, VerifiedToken, VerifyResult } from './types.js';
 
 export interface TokenVerifierOptions {
   readonly issuers: readonly IssuerRuntime[];
@@ -25,9 +26,14 @@ export interface TokenVerifierOptions {
  * only: the key it was verified with must still be the key its issuer serves for its kid
  * (so rotation, removal and max_stale apply at once), and every time, claim, caller and
  * grant check still runs on each request.
+ *
+ * Flat on purpose (one object per entry; the VerifyResult wrapper is rebuilt on a hit): with
+ * 100k entries every object and field counts, see bench/cache-memory.mjs.
  */
 interface CachedVerification {
-  readonly result: VerifyResult & { ok: true };
+  readonly header: VerifiedToken['header'];
+  readonly payload: VerifiedToken['payload'];
+  readonly issuer: VerifiedToken['issuer'];
   readonly keys: IssuerRuntime['keys'];
   readonly key: CryptoKey;
 }
@@ -102,19 +108,37 @@ export class TokenVerifier {
    * `cacheKey` is a collision-resistant digest of `token` (the authorizer already computes
    * its SHA-256 for events); without it the cache is bypassed.
    */
-  async verify(token: string, cacheKey?: string): Promise<VerifyResult> {
+  verify(token: string, cacheKey?: string): VerifyResult | Promise<VerifyResult> {
     const cache = this.cache;
     if (cache === undefined || cacheKey === undefined) return this.verifyFully(token, undefined);
     const hit = cache.get(cacheKey);
     if (hit !== undefined) {
-      const { header } = hit.result.token;
-      const now = await hit.keys.lookup(header.kid, header.alg);
-      if (now.status === 'found' && now.key === hit.key) {
-        this.onCacheLookup?.(true);
-        return hit.result;
-      }
-      cache.delete(cacheKey); // the issuer no longer serves that key: verify again
+      // Synchronous when the key source can say at once which key it serves (the common
+      // case: keys loaded and imported): a cache hit then costs no promise and no
+      // microtask. Otherwise ask lookup, which may wait for a refresh.
+      const current = hit.keys.peek?.(hit.header.kid, hit.header.alg);
+      if (current !== undefined) return this.afterLookup(cacheKey, token, hit, current);
+      return hit.keys.lookup(hit.header.kid, hit.header.alg).then(
+        (now) => this.afterLookup(cacheKey, token, hit, now.status === 'found' ? now.key : undefined),
+        () => this.afterLookup(cacheKey, token, hit, undefined),
+      );
     }
+    this.onCacheLookup?.(false);
+    return this.verifyFully(token, cacheKey);
+  }
+
+  /** A hit is used only while the issuer still serves the very key it was verified with. */
+  private afterLookup(
+    cacheKey: string,
+    token: string,
+    hit: CachedVerification,
+    current: CryptoKey | undefined,
+  ): VerifyResult | Promise<VerifyResult> {
+    if (current === hit.key) {
+      this.onCacheLookup?.(true);
+      return { ok: true, token: { header: hit.header, payload: hit.payload, issuer: hit.issuer } };
+    }
+    this.cache?.delete(cacheKey); // rotated away, removed or stale: verify again
     this.onCacheLookup?.(false);
     return this.verifyFully(token, cacheKey);
   }
@@ -126,7 +150,8 @@ export class TokenVerifier {
     // Never beyond the moment the token stops being acceptable, nor beyond its longest
     // legal lifetime (a huge exp is denied by the claims stage anyway).
     const ttl = Math.min(exp * 1000 + issuer.clockSkewMs - this.cacheNow(), issuer.maxLifetimeMs + issuer.clockSkewMs);
-    if (ttl >= 1) this.cache?.set(cacheKey, { result, keys, key }, { ttl: Math.floor(ttl) });
+    const { header, payload: p, issuer: i } = result.token;
+    if (ttl >= 1) this.cache?.set(cacheKey, { header, payload: p, issuer: i, keys, key }, { ttl: Math.floor(ttl) });
   }
 
   private async verifyFully(token: string, cacheKey: string | undefined): Promise<VerifyResult> {
@@ -201,11 +226,17 @@ export class TokenVerifier {
       }
       if (!valid) return fail('bad_signature', 'signature does not verify', iss, kid);
 
+      const verifiedHeader: JwsHeader = { alg: algorithm.alg, typ, kid: kidValue };
+      if (cacheKey === undefined || this.cache === undefined) {
+        return { ok: true as const, token: { header: verifiedHeader, payload, issuer: policy } };
+      }
+      // Cached: the compact, shared form (src/token/compact.ts), returned now too so every
+      // request for this token sees the same value.
       const result = {
         ok: true as const,
-        token: { header: { alg: algorithm.alg, typ, kid: kidValue }, payload, issuer: policy },
+        token: { header: intern(verifiedHeader) as JwsHeader, payload: compactPayload(payload), issuer: policy },
       };
-      if (cacheKey !== undefined) this.remember(cacheKey, result, entry.runtime.keys, key);
+      this.remember(cacheKey, result, entry.runtime.keys, key);
       return result;
     } catch {
       return fail('internal_error', 'unexpected fault during token verification', iss, kid);

@@ -159,6 +159,20 @@ describe('ext_authz Check over the wire (official client)', () => {
     expect(latency).toBeGreaterThan(0n);
   });
 
+  it.each([
+    ['a plain value (the synchronous cache-hit path)', false],
+    ['a promise', true],
+  ])('authorize answering with %s: same answer, one report', async (_n, asPromise) => {
+    const outcome: Outcome = { decision: allow('granted', 0), enforced: true, audit: AUDIT };
+    const { auth, decided } = await start({ authorize: () => (asPromise ? Promise.resolve(outcome) : outcome) });
+    const { err, res } = await call(auth, 'Check', checkRequest({ 'delegation-token': TOKEN, 'x-request-id': 'rid-s' }));
+    expect(err).toBeNull();
+    expect(res.status?.code ?? 0).toBe(0);
+    expect(res.ok_response.headers.map((h: { header: { key: string } }) => h.header.key)).toEqual(['x-hopguard-sub', 'x-hopguard-actor', 'x-hopguard-txn']);
+    await vi.waitFor(() => expect(decided).toHaveLength(1));
+    expect(decided[0]![1]).toBe(outcome);
+  });
+
   it('deny 401: UNAUTHENTICATED, denied_response with www-authenticate and JSON body', async () => {
     const { auth, decided } = await start({
       authorize: async () => ({ decision: deny('expired'), enforced: true, audit: { iss: 'https://sts', kid: 'k1' } }),

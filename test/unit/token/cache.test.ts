@@ -31,9 +31,31 @@ class SwappableKeys implements KeySource {
   close(): void {}
 }
 
-async function setup(maxEntries = 100) {
+/** The same, with the synchronous peek real key sources have (the cache-hit fast path). */
+class PeekableKeys extends SwappableKeys {
+  peeks = 0;
+  private current: StaticKeySource;
+  constructor(jwks: unknown) {
+    super(jwks);
+    this.current = new StaticKeySource(jwks);
+  }
+  override swap(jwks: unknown): void {
+    super.swap(jwks);
+    this.current = new StaticKeySource(jwks);
+  }
+  override lookup(kid: string, alg: string): Promise<KeyLookup> {
+    this.lookups++;
+    return this.current.lookup(kid, alg);
+  }
+  peek(kid: string, alg: string) {
+    this.peeks++;
+    return this.current.peek(kid, alg);
+  }
+}
+
+async function setup(maxEntries = 100, Keys: typeof SwappableKeys = SwappableKeys) {
   const key = await testKey('ES256', 'k1');
-  const keys = new SwappableKeys(jwksOf(key));
+  const keys = new Keys(jwksOf(key));
   const clock = { ms: NOW_MS };
   const lookups: boolean[] = [];
   const verifier = new TokenVerifier({
@@ -57,10 +79,71 @@ describe('verified-token cache', () => {
     const calls = verifySpy.mock.calls.length;
     const second = await verifier.verify(token, tokenSha256(token));
     expect(first.ok).toBe(true);
-    expect(second).toBe(first);
+    expect(second).toEqual(first);
+    // The same (cached) objects, not a re-parse.
+    if (first.ok && second.ok) expect(second.token.payload).toBe(first.token.payload);
     expect(verifySpy.mock.calls.length).toBe(calls); // no new signature verification
     expect(lookups).toEqual([false, true]);
     verifySpy.mockRestore();
+  });
+
+  it('a cached token is the compact form: equal to the uncached verification, frozen, nested claims shared', async () => {
+    const { key, verifier } = await setup();
+    const claims = (jti: string) => ({ jti, cnf: { 'x5t#S256': 'abcdefghijklmnopqrstuvwxyz' }, extra: { n: 1.5, list: ['a', 1, null, true] } });
+    const t1 = await signToken(key, claims('jti-1'));
+    const t2 = await signToken(key, claims('jti-2'));
+    const plain = await verifier.verify(t1); // no cache key: the parser's own objects
+    const cached1 = await verifier.verify(t1, tokenSha256(t1));
+    const cached2 = await verifier.verify(t2, tokenSha256(t2));
+    expect(plain.ok && cached1.ok && cached2.ok).toBe(true);
+    if (!plain.ok || !cached1.ok || !cached2.ok) return;
+    expect(cached1.token).toEqual(plain.token);
+    expect(Object.isFrozen(cached1.token.payload)).toBe(true);
+    expect(cached1.token.payload['cnf']).toBe(cached2.token.payload['cnf']);
+    expect(cached1.token.header).toBe(cached2.token.header);
+    expect(cached1.token.payload['jti']).toBe('jti-1');
+    expect(cached2.token.payload['jti']).toBe('jti-2');
+  });
+
+  it('with a peekable key source a hit is synchronous: no promise, no key lookup', async () => {
+    const { key, verifier, keys, lookups, verifySpy } = await setup(100, PeekableKeys);
+    const token = await signToken(key);
+    const first = await verifier.verify(token, tokenSha256(token));
+    const lookupsBefore = keys.lookups;
+    const second = verifier.verify(token, tokenSha256(token));
+    expect(second).not.toBeInstanceOf(Promise);
+    expect(second).toEqual(first);
+    expect(keys.lookups).toBe(lookupsBefore);
+    expect((keys as PeekableKeys).peeks).toBe(1);
+    expect(lookups).toEqual([false, true]);
+    verifySpy.mockRestore();
+  });
+
+  it('with a peekable key source a rotated-away key is still noticed: re-verified, then unknown_key', async () => {
+    const { key, verifier, keys, lookups } = await setup(100, PeekableKeys);
+    const token = await signToken(key);
+    expect((await verifier.verify(token, tokenSha256(token))).ok).toBe(true);
+    const other = await testKey('ES256', 'k2');
+    keys.swap(jwksOf(other));
+    const r = await verifier.verify(token, tokenSha256(token));
+    expect(r).toMatchObject({ ok: false, reason: 'unknown_key' });
+    expect(verifier.cacheSize()).toBe(0);
+    expect(lookups).toEqual([false, false]);
+  });
+
+  it('the authorizer answers a cached token synchronously (the server then needs no promise)', async () => {
+    const { key, verifier } = await setup(100, PeekableKeys);
+    const authorizer = new Authorizer({ policy: POLICY, verifier, now: () => NOW_MS });
+    const token = await signToken(key);
+    const first = await authorizer.authorize(hop(token));
+    expect(first.decision).toMatchObject({ allow: true, reason: 'granted' });
+    const second = authorizer.authorize(hop(token));
+    expect(second).not.toBeInstanceOf(Promise);
+    expect(second).toEqual(first);
+    // Still a full decision each time: the same cached token with another caller is denied.
+    const wrongCaller = authorizer.authorize(hop(token, { caller: 'spiffe://prod.example.org/ns/evil/sa/x' }));
+    expect(wrongCaller).not.toBeInstanceOf(Promise);
+    expect((wrongCaller as Awaited<typeof first>).decision).toMatchObject({ allow: false, reason: 'actor_mismatch' });
   });
 
   it('is bypassed without a cache key, and off with 0 entries', async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { tokenSha256 } from '../../../src/token/hash.js';
+import { createHash } from 'node:crypto';
+import { tokenHashMemoSize, tokenSha256 } from '../../../src/token/hash.js';
 
 describe('tokenSha256', () => {
   it.each([
@@ -14,5 +15,33 @@ describe('tokenSha256', () => {
     expect(tokenSha256('é')).toBe('4a99557e4033c3539de2eb65472017cad5f9557f7a0625a09f1c3f6e2ba69c4c');
     expect(tokenSha256('é')).not.toBe(tokenSha256('e\u0301'));
     expect(tokenSha256('a.b.c')).not.toBe(tokenSha256('a.b.d'));
+  });
+});
+
+describe('tokenSha256: hot-token memo', () => {
+  const ref = (s: string): string => createHash('sha256').update(s, 'utf8').digest('hex');
+
+  it('a repeated token gets the same hash, and a token sharing only the signature segment its own', () => {
+    const a = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.SIG-1';
+    const forged = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJldmUifQ.SIG-1'; // copied signature, other payload
+    for (let i = 0; i < 3; i++) {
+      expect(tokenSha256(a)).toBe(ref(a));
+      expect(tokenSha256(forged)).toBe(ref(forged));
+    }
+  });
+
+  it.each([['no dot'], ['trailing.dot.'], ['.'], ['a.b.é'], ['']])('%j hashes correctly (edge shapes)', (t) => {
+    expect(tokenSha256(t)).toBe(ref(t));
+    expect(tokenSha256(t)).toBe(ref(t));
+  });
+
+  it('stays bounded under unique tokens and keeps answering exactly', () => {
+    for (let i = 0; i < 5000; i++) {
+      const t = `h.p${i}.s${i}`;
+      expect(tokenSha256(t)).toBe(ref(t));
+      expect(tokenHashMemoSize()).toBeLessThanOrEqual(1024);
+    }
+    const big = 'h.' + 'p'.repeat(3 * 1024 * 1024) + '.sig';
+    expect(tokenSha256(big)).toBe(ref(big)); // over the memo's character budget: hashed, not kept
   });
 });

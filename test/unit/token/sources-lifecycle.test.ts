@@ -242,11 +242,18 @@ describe('max_stale', () => {
     clock.advance(20_000);
     expect(await fireAndSettle(timers, reports)).toMatchObject({ ok: false, keysUsable: true });
     clock.advance(40_000); // exactly max_stale since the success
-    expect(await src.lookup(keys.es256.kid, 'ES256')).toMatchObject({ status: 'found' });
+    const found = await src.lookup(keys.es256.kid, 'ES256');
+    expect(found).toMatchObject({ status: 'found' });
+    // peek (the cache-hit fast path) answers the same key, synchronously.
+    expect(src.peek(keys.es256.kid, 'ES256')).toBe(found.status === 'found' ? found.key : 'missing');
+    expect(src.peek(keys.es256.kid, 'RS256')).toBeUndefined(); // never imported for that alg
+    expect(src.peek('no-such-kid', 'ES256')).toBeUndefined();
     expect(src.stats().expired).toBe(false);
     const requests = srv.total();
 
     clock.advance(1);
+    // Past max_stale peek gives nothing, so a cached token cannot outlive its keys.
+    expect(src.peek(keys.es256.kid, 'ES256')).toBeUndefined();
     const r = await src.lookup(keys.es256.kid, 'ES256');
     expect(r).toEqual({ status: 'unavailable', detail: 'keys older than max_stale (http_status)' });
     expect(srv.total()).toBe(requests + 1); // one rate-limited attempt, it failed
