@@ -8,6 +8,11 @@
 // Load: h2load (Debian nghttp2-client) for fixed bodies; bench/driver.mjs for unique tokens.
 // h2load cannot see gRPC status, so every run is bracketed by a real gRPC Check of the same
 // request asserting the expected decision.
+//
+// Options: --only=hot,latency,deny,unique,memory  --rounds=3  --n=30000  --n-latency=4000
+//          --n-unique=20000  --n-memory=100000  --settle=60 (s of idle watched after the
+//          memory load)  --cpu-prof=DIR (hopguard under node --cpu-prof; then
+//          node bench/profile.mjs DIR)
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -18,6 +23,7 @@ import * as grpc from '@grpc/grpc-js';
 import { authorizationServiceDefinition } from '../dist/envoy/proto.js';
 import { generateSigningKey, mintToken } from '../dist/token/mint.js';
 import { x5tS256 } from '../dist/core/cert.js';
+import { benchClaims, CALLER, ISSUER, WORKLOAD } from './claims.mjs';
 import { drive } from './driver.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -28,11 +34,11 @@ const N_LAT = Number(args.get('n-latency') ?? 4000);
 const N_UNIQUE = Number(args.get('n-unique') ?? 20000);
 const N_MEMORY = Number(args.get('n-memory') ?? 100000);
 const ONLY = args.get('only')?.split(',');
+// --cpu-prof=DIR: hopguard runs under `node --cpu-prof`; summarize with bench/profile.mjs DIR.
+const CPU_PROF = args.get('cpu-prof');
+const SETTLE_S = Number(args.get('settle') ?? 60);
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
-const WORKLOAD = 'spiffe://bench.example.org/ns/payments/sa/ledger';
-const CALLER = 'spiffe://bench.example.org/ns/orders/sa/orders';
-const ISSUER = 'https://sts.bench.example.org';
 const CERT = readFileSync(path.join(ROOT, 'test/fixtures/core-caller-cert.pem'), 'utf8');
 
 function die(msg) {
@@ -79,30 +85,7 @@ const nowS = Math.floor(Date.now() / 1000);
 const thumb = x5tS256(encodeURIComponent(CERT));
 let jti = 0;
 const mint = () =>
-  mintToken({
-    key: signer.privateKey,
-    alg: 'ES256',
-    kid: signer.kid,
-    claims: {
-      iss: ISSUER,
-      aud: WORKLOAD,
-      sub: 'user:alice@example.org',
-      iat: nowS,
-      exp: nowS + 3000,
-      jti: `bench-${jti++}`,
-      txn: 'txn-7d1c',
-      act: { sub: CALLER, act: { sub: 'spiffe://bench.example.org/ns/edge/sa/gateway' } },
-      cnf: { 'x5t#S256': thumb },
-      authorization_details: [
-        {
-          type: 'hop',
-          locations: [WORKLOAD],
-          actions: ['POST', 'GET'],
-          paths: ['/v1/ledger/entries', '/v1/accounts/*/balance', '/v1/reports/**'],
-        },
-      ],
-    },
-  });
+  mintToken({ key: signer.privateKey, alg: 'ES256', kid: signer.kid, claims: benchClaims({ nowS, jti: `bench-${jti++}`, thumb }) });
 
 /** A CheckRequest as Envoy fills it: ~15 headers, raw path with query, principal, URL-encoded PEM. */
 function checkRequest(token) {
@@ -170,7 +153,8 @@ async function startHopguard(cacheEntries = 10000) {
   const cfg = path.join(dir, `hopguard-${cacheEntries}.yaml`);
   writeFileSync(cfg, hopguardConfig(cacheEntries));
   // Decision events go to /dev/null: still built and written, as in production.
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist/main.js'), 'serve', '--config', cfg], {
+  const nodeArgs = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF)}`] : [];
+  const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'dist/main.js'), 'serve', '--config', cfg], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const ports = await new Promise((resolve, reject) => {
@@ -318,7 +302,14 @@ if (want('unique')) {
   cases.push(await abCase('unique tokens (every request a new valid token), c=4 m=10, driver', pairs, load));
 }
 
-for (const s of [hg, ok, jose]) s.child.kill('SIGTERM');
+/** SIGTERM and wait for the exit (a --cpu-prof profile is written on the way out). */
+const stop = (s) =>
+  new Promise((resolve) => {
+    if (s.child.exitCode !== null) return resolve();
+    s.child.once('exit', resolve);
+    s.child.kill('SIGTERM');
+  });
+await Promise.all([hg, ok, jose].map(stop));
 
 let memory;
 if (want('memory')) {
@@ -332,10 +323,29 @@ if (want('memory')) {
   const r = await drive({ port: big.port, frames, c: 4, m: 10, n: frames.length });
   if (r.grpcStatus['0'] !== frames.length) die(`memory case: not all allowed: ${JSON.stringify(r.grpcStatus)}`);
   await new Promise((res) => setTimeout(res, 2000));
+  const afterLoadRss = stat(big.child.pid).rss / 2 ** 20;
+  // V8 shrinks its heap only when allocation stops (the memory reducer, seconds later):
+  // RSS right after the load still holds the load's garbage. Watch an idle window and
+  // keep the lowest reading as the settled figure.
+  let settledRss = afterLoadRss;
+  for (let t = 0; t < SETTLE_S; t += 5) {
+    await new Promise((res) => setTimeout(res, 5000));
+    settledRss = Math.min(settledRss, stat(big.child.pid).rss / 2 ** 20);
+  }
   const metrics = await (await fetch(`http://127.0.0.1:${big.admin}/metrics`).catch(() => null))?.text?.();
   const misses = Number(/hopguard_token_cache_lookups_total\{result="miss"\} (\d+)/.exec(metrics ?? '')?.[1] ?? NaN);
-  memory = { tokens: N_MEMORY, idleRssMb: idle, rssMb: stat(big.child.pid).rss / 2 ** 20, cacheMisses: misses };
-  big.child.kill('SIGTERM');
+  const gauge = (name) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([\\d.e+]+)$`, 'm').exec(metrics ?? '')?.[1] ?? NaN) / 2 ** 20;
+  memory = {
+    tokens: N_MEMORY,
+    idleRssMb: idle,
+    rssMb: afterLoadRss,
+    settledRssMb: settledRss,
+    cacheMisses: misses,
+    heapUsedMb: gauge('nodejs_heap_size_used_bytes'),
+    heapTotalMb: gauge('nodejs_heap_size_total_bytes'),
+    externalMb: gauge('nodejs_external_memory_bytes'),
+  };
+  await stop(big);
 }
 jwksServer.close();
 
@@ -358,7 +368,9 @@ for (const c of cases) {
 if (memory) {
   lines.push('');
   lines.push(
-    `memory: ${memory.tokens} distinct cached tokens → RSS ${fmt(memory.rssMb)} MB (idle ${fmt(memory.idleRssMb)} MB; cache misses counted: ${memory.cacheMisses})`,
+    `memory: ${memory.tokens} distinct cached tokens → RSS ${fmt(memory.rssMb)} MB right after the load, ` +
+      `${fmt(memory.settledRssMb)} MB lowest in the ${SETTLE_S} s idle window after (idle before the load ${fmt(memory.idleRssMb)} MB; ` +
+      `V8 heap used ${fmt(memory.heapUsedMb)} of ${fmt(memory.heapTotalMb)} MB, external ${fmt(memory.externalMb)} MB; cache misses counted: ${memory.cacheMisses})`,
   );
 }
 const report = lines.join('\n');

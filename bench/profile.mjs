@@ -1,0 +1,65 @@
+// Summarizes the .cpuprofile files `npm run bench -- --cpu-prof=DIR` leaves in DIR: self time
+// by area (transport, codecs, hopguard's own modules, GC…) and the top functions, as a share
+// of busy (non-idle) samples. Usage: node bench/profile.mjs DIR [top=25]
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+
+const [dir, topArg] = process.argv.slice(2);
+if (!dir) {
+  process.stderr.write('usage: node bench/profile.mjs DIR [top]\n');
+  process.exit(2);
+}
+const TOP = Number(topArg ?? 25);
+
+/** First matching rule names the area of a frame's script URL / function name. */
+const AREAS = [
+  [/^\(garbage collector\)$/, 'gc', 'name'],
+  [/^\(program\)$/, 'program (native, unattributed)', 'name'],
+  [/node_modules\/@grpc\/grpc-js\//, 'grpc-js'],
+  [/node_modules\/protobufjs\/|node_modules\/@protobufjs\//, 'protobufjs (proto-loader codecs)'],
+  [/node_modules\/lru-cache\//, 'lru-cache'],
+  [/node_modules\/prom-client\//, 'prom-client'],
+  [/node_modules\/sonic-boom\//, 'sonic-boom'],
+  [/node_modules\/jose\//, 'jose'],
+  [/node_modules\//, 'other packages'],
+  [/\/dist\/envoy\/decode\.js$/, 'hopguard envoy: decode'],
+  [/\/dist\/envoy\/encode\.js$/, 'hopguard envoy: encode'],
+  [/\/dist\/envoy\//, 'hopguard envoy: adapter'],
+  [/\/dist\/token\//, 'hopguard token'],
+  [/\/dist\/core\//, 'hopguard core'],
+  [/\/dist\/telemetry\//, 'hopguard telemetry'],
+  [/\/dist\//, 'hopguard other'],
+  [/^node:internal\/http2|^node:http2/, 'node http2'],
+  [/^node:internal\/(stream|streams)|^node:stream/, 'node streams'],
+  [/^node:/, 'node other'],
+  [/^$/, 'native / builtins'],
+];
+
+const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+if (files.length === 0) {
+  process.stderr.write(`no .cpuprofile in ${dir}\n`);
+  process.exit(1);
+}
+for (const f of files) {
+  const prof = JSON.parse(readFileSync(path.join(dir, f), 'utf8'));
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const self = new Map();
+  for (const id of prof.samples) self.set(id, (self.get(id) ?? 0) + 1);
+  let busy = 0;
+  const areas = new Map();
+  const fns = new Map();
+  for (const [id, count] of self) {
+    const { functionName, url, lineNumber } = byId.get(id).callFrame;
+    if (functionName === '(idle)') continue;
+    busy += count;
+    const area = AREAS.find(([re, , on]) => re.test(on === 'name' ? functionName : url))?.[1] ?? 'other';
+    areas.set(area, (areas.get(area) ?? 0) + count);
+    const key = `${functionName || '(anonymous)'} ${url.replace(/^.*\/(node_modules|dist)\//, '$1/')}:${lineNumber + 1}`;
+    fns.set(key, (fns.get(key) ?? 0) + count);
+  }
+  const pct = (n) => ((100 * n) / busy).toFixed(1).padStart(5) + '%';
+  process.stdout.write(`\n${f}: ${busy} busy samples of ${prof.samples.length}\n\nby area (self time):\n`);
+  for (const [a, n] of [...areas].sort((x, y) => y[1] - x[1])) process.stdout.write(`  ${pct(n)}  ${a}\n`);
+  process.stdout.write(`\ntop ${TOP} functions (self time):\n`);
+  for (const [k, n] of [...fns].sort((x, y) => y[1] - x[1]).slice(0, TOP)) process.stdout.write(`  ${pct(n)}  ${k}\n`);
+}
