@@ -156,6 +156,11 @@ export interface EventSink {
   readonly name: string;
   /** Returns false when the line was dropped (the sink counts it). */
   write(line: string): boolean;
+  /**
+   * Optional: a whole batch in one call (each line ends with '\n'), for sinks where one
+   * write per batch is much cheaper. Drops are counted per line, as with `write`.
+   */
+  writeMany?(lines: readonly string[]): void;
   dropped(): number;
   /** Delivers what is buffered; resolves when done or after `timeoutMs`, losing nothing. */
   flush(timeoutMs: number): Promise<void>;
@@ -237,16 +242,37 @@ export class DecisionPipeline {
     if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
+    const lines: string[] = [];
     for (const p of batch) {
       try {
-        this.process(p);
+        const line = this.process(p);
+        if (line !== undefined) lines.push(line);
       } catch (err) {
         this.fault(err);
       }
     }
+    if (lines.length === 0) return;
+    for (const s of this.sinks) {
+      if (s.writeMany !== undefined) {
+        try {
+          s.writeMany(lines);
+        } catch (err) {
+          this.fault(err);
+        }
+        continue;
+      }
+      for (const line of lines) {
+        try {
+          s.write(line);
+        } catch (err) {
+          this.fault(err);
+        }
+      }
+    }
   }
 
-  private process(p: Pending): void {
+  /** Metrics and sampling for one Check; the serialized event, unless sampled out. */
+  private process(p: Pending): string | undefined {
     const { outcome } = p;
     const d = outcome.decision;
     const allow = d.allow === true;
@@ -255,18 +281,12 @@ export class DecisionPipeline {
     if (allow && !this.keep(p.req.requestId)) {
       this.counts.sampledOut++;
       this.opts.metrics?.eventsSampled(1);
-      return;
+      return undefined;
     }
     const ev = buildDecisionEvent(p.req, outcome, { workload: this.opts.workload(), tsMs: p.tsMs, latencyUs });
     const line = serializeDecisionEvent(ev);
     this.counts.emitted++;
-    for (const s of this.sinks) {
-      try {
-        s.write(line);
-      } catch (err) {
-        this.fault(err);
-      }
-    }
+    return line;
   }
 
   /**

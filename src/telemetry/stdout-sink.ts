@@ -39,6 +39,9 @@ export class StdoutSink implements EventSink {
   readonly name = 'stdout';
   private readonly boom: BoomLike;
   private drops = 0;
+  /** Events in the write in progress (SonicBoom's 'drop' fires inside write). */
+  private inWrite = 0;
+  private droppedInWrite = false;
   private written = 0;
   private failed: Error | undefined;
   private readonly onDrop: ((n: number) => void) | undefined;
@@ -53,7 +56,10 @@ export class StdoutSink implements EventSink {
         sync: false,
         maxLength: opts.maxBufferBytes ?? DEFAULT_STDOUT_MAX_BUFFER_BYTES,
       });
-    this.boom.on('drop', () => this.drop());
+    this.boom.on('drop', () => {
+      if (this.inWrite > 0) this.droppedInWrite = true;
+      else this.drop(1); // not ours to attribute: count one
+    });
     this.boom.on('error', (err: Error) => {
       // Without a listener an EPIPE would crash the sidecar; with it, we degrade to counting.
       if (this.failed === undefined) {
@@ -68,18 +74,40 @@ export class StdoutSink implements EventSink {
   }
 
   write(line: string): boolean {
+    return this.writeLines(line, 1);
+  }
+
+  /**
+   * One SonicBoom write for a batch of events: its write re-measures its pending buffer each
+   * call (Buffer.byteLength of a growing concatenation), so per-event writes cost more than
+   * the events. A dropped batch is counted as its number of events.
+   */
+  writeMany(lines: readonly string[]): void {
+    if (lines.length === 1) this.writeLines(lines[0] as string, 1);
+    else if (lines.length > 1) this.writeLines(lines.join(''), lines.length);
+  }
+
+  private writeLines(data: string, events: number): boolean {
     if (this.failed !== undefined || this.boom.destroyed === true) {
-      this.drop();
+      this.drop(events);
       return false;
     }
-    const before = this.drops;
+    this.inWrite = events;
+    let dropped = false;
     try {
-      this.boom.write(line);
+      this.boom.write(data);
     } catch {
-      this.drop();
+      dropped = true;
+    } finally {
+      this.inWrite = 0;
     }
-    if (this.drops !== before) return false;
-    this.written++;
+    // SonicBoom reports an over-maxLength write with a synchronous 'drop' event.
+    if (dropped || this.droppedInWrite) {
+      this.droppedInWrite = false;
+      this.drop(events);
+      return false;
+    }
+    this.written += events;
     return true;
   }
 
@@ -109,10 +137,10 @@ export class StdoutSink implements EventSink {
     });
   }
 
-  private drop(): void {
-    this.drops++;
+  private drop(n: number): void {
+    this.drops += n;
     try {
-      this.onDrop?.(1);
+      this.onDrop?.(n);
     } catch {
       // ignore
     }

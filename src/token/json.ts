@@ -23,7 +23,10 @@ export interface StrictJsonOptions {
 
 export const DEFAULT_MAX_JSON_DEPTH = 256;
 
-// fatal: invalid UTF-8 (overlongs, encoded surrogates, truncation) throws.
+import { isUtf8 } from 'node:buffer';
+
+// fatal: invalid UTF-8 (overlongs, encoded surrogates, truncation) throws (a second line of
+// defence behind isUtf8, which applies the same WHATWG rules).
 // ignoreBOM: keep a BOM in the output instead of silently stripping it; we reject it below.
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
@@ -35,6 +38,9 @@ export function parseStrictJson(bytes: Uint8Array, options?: StrictJsonOptions):
   if (bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
     return { ok: false, problem: 'byte order mark is not allowed' };
   }
+  // Checked first without an exception: a fatal decode of garbage throws, and building
+  // that TypeError cost more than everything else on the deny path for random tokens.
+  if (!isUtf8(bytes)) return { ok: false, problem: 'invalid UTF-8' };
   let text: string;
   try {
     text = decoder.decode(bytes);

@@ -218,6 +218,27 @@ describe('buildDecisionEvent', () => {
   });
 });
 
+describe('DecisionPipeline: batched sinks', () => {
+  it('a sink with writeMany gets each drained batch in one call; a throwing sink does not starve the others', () => {
+    const batches: string[][] = [];
+    const batched: EventSink = { name: 'http', write: () => true, writeMany: (l) => void batches.push([...l]), dropped: () => 0, flush: async () => {} };
+    const broken: EventSink = { name: 'stdout', write: () => true, writeMany: () => { throw new Error('sink broke'); }, dropped: () => 0, flush: async () => {} };
+    const perLine = new Capture();
+    const faults: unknown[] = [];
+    const queue: Array<() => void> = [];
+    const p = new DecisionPipeline({ sinks: [broken, batched, perLine], workload: () => WORKLOAD, schedule: (fn) => queue.push(fn), onError: (e) => faults.push(e) });
+    p.record(req({ requestId: 'a' }), ALLOW, 0, 1000n);
+    p.record(req({ requestId: 'b' }), DENY, 0, 1000n);
+    queue.shift()!();
+    p.record(req({ requestId: 'c' }), DENY, 0, 1000n);
+    queue.shift()!();
+    expect(batches.map((b) => b.map((l) => (JSON.parse(l) as { request_id: string }).request_id))).toEqual([['a', 'b'], ['c']]);
+    expect(perLine.lines).toEqual(batches.flat());
+    expect(faults).toHaveLength(2);
+    expect(p.stats()).toMatchObject({ recorded: 3, emitted: 3 });
+  });
+});
+
 describe('serializeDecisionEvent', () => {
   /** FUZZ_SEED pins the seed (CI sets it). */
   const SEED = process.env['FUZZ_SEED'] ? { seed: Number(process.env['FUZZ_SEED']) } : {};

@@ -44,6 +44,38 @@ describe('StdoutSink (sonic-boom)', () => {
     expect((await readFile(file, 'utf8')).split('\n').filter(Boolean)).toHaveLength(10);
   });
 
+  it('writeMany: a batch is one SonicBoom write, every line delivered in order', async () => {
+    const writes: string[] = [];
+    const fake = Object.assign(new EventEmitter(), {
+      write: (d: string) => (writes.push(d), true),
+      flush: (cb?: (err?: Error) => void) => cb?.(),
+    }) as unknown as BoomLike & EventEmitter;
+    const s = new StdoutSink({ boom: fake });
+    s.writeMany([line(1), line(2), line(3)]);
+    s.writeMany([line(4)]);
+    s.writeMany([]);
+    expect(writes).toEqual([line(1) + line(2) + line(3), line(4)]);
+    expect(s.accepted()).toBe(4);
+    expect(s.dropped()).toBe(0);
+  });
+
+  it('writeMany over the buffer bound: the whole batch is dropped and counted per event', async () => {
+    const file = path.join(dir, 'events.ndjson');
+    const reported: number[] = [];
+    const one = Buffer.byteLength(line(0));
+    // Room for 10 short lines plus slack for the longer ids below, never for 13.
+    const s = new StdoutSink({ dest: file, maxBufferBytes: one * 10 + 20, onDrop: (n) => reported.push(n) });
+    s.writeMany(Array.from({ length: 8 }, (_, i) => line(i))); // fits
+    s.writeMany(Array.from({ length: 5 }, (_, i) => line(100 + i))); // 13 > 10: dropped
+    s.writeMany([line(20), line(21)]); // 10: fits
+    expect(s.accepted()).toBe(10);
+    expect(s.dropped()).toBe(5);
+    expect(reported).toEqual([5]);
+    await s.flush(5000);
+    const ids = (await readFile(file, 'utf8')).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { i: number }).i);
+    expect(ids).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 20, 21]);
+  });
+
   it('a write error (EPIPE: the reader went away) never throws: reported once, later events counted as dropped', async () => {
     const fake = Object.assign(new EventEmitter(), {
       write: () => true,
