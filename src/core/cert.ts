@@ -19,6 +19,8 @@ const MAX_INPUT_CHARS = 64 * 1024;
  */
 const MEMO_MAX = 256;
 const memo = new Map<string, string | null>();
+let lastCertificate: string | undefined;
+let lastThumbprint: string | undefined;
 
 function compute(envoyCertificate: string): string | undefined {
   if (envoyCertificate.length > MAX_INPUT_CHARS) return undefined;
@@ -47,12 +49,20 @@ function compute(envoyCertificate: string): string | undefined {
  * input is not decodable or holds no parsable certificate.
  */
 export function x5tS256(envoyCertificate: string): string | undefined {
+  // The same caller again: one string comparison (a memcmp) instead of the Map's hash of the
+  // whole ~1.5 KB certificate, which every request's freshly decoded string needs.
+  if (envoyCertificate === lastCertificate) return lastThumbprint;
   const hit = memo.get(envoyCertificate);
-  if (hit !== undefined) return hit ?? undefined;
-  const result = compute(envoyCertificate);
-  if (envoyCertificate.length <= MAX_INPUT_CHARS) {
+  let result: string | undefined;
+  if (hit !== undefined) {
+    result = hit ?? undefined;
+  } else {
+    result = compute(envoyCertificate);
+    if (envoyCertificate.length > MAX_INPUT_CHARS) return result;
     if (memo.size >= MEMO_MAX) memo.clear();
     memo.set(envoyCertificate, result ?? null);
   }
+  lastCertificate = envoyCertificate;
+  lastThumbprint = result;
   return result;
 }

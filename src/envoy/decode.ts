@@ -263,8 +263,41 @@ function setOwn(map: Record<string, string>, k: string, v: string): void {
 
 function string(tag: number, end: number): string {
   const e = lenEnd(tag, end);
-  const s = e === pos ? '' : UTF8_SLICE ? (buf as Utf8SliceBuffer).utf8Slice(pos, e) : buf.toString('utf8', pos, e);
+  const len = e - pos;
+  const s = len === 0 ? '' : len <= MEMO_MAX_BYTES ? memoString(pos, len) : utf8(pos, e);
   pos = e;
+  return s;
+}
+
+function utf8(start: number, end: number): string {
+  return UTF8_SLICE ? (buf as Utf8SliceBuffer).utf8Slice(start, end) : buf.toString('utf8', start, end);
+}
+
+// Short-string memo. Most strings of an Envoy request repeat from request to request (header
+// names, method, principal, user-agent, accept...). A hit is decided by comparing the bytes
+// exactly, so it returns the very string utf8Slice would; it saves the native call and, since
+// the memoized string has been used as a property name before, V8 re-hashing it when the
+// headers object gets it as a key. One slot per (length, first, last byte) hash, overwritten
+// on a miss: no allocation, 16 KiB in all.
+const MEMO_MAX_BYTES = 64;
+const MEMO_SLOTS = 256;
+const memoBytes = new Uint8Array(MEMO_SLOTS * MEMO_MAX_BYTES);
+const memoLength = new Uint8Array(MEMO_SLOTS); // 0: empty slot
+const memoStrings: string[] = new Array<string>(MEMO_SLOTS).fill('');
+
+function memoString(start: number, len: number): string {
+  const b = buf;
+  const slot = (len * 31 + (b[start] as number) * 7 + (b[start + len - 1] as number)) & (MEMO_SLOTS - 1);
+  const base = slot * MEMO_MAX_BYTES;
+  if (memoLength[slot] === len) {
+    let i = 0;
+    while (i < len && memoBytes[base + i] === b[start + i]) i++;
+    if (i === len) return memoStrings[slot] as string;
+  }
+  const s = utf8(start, start + len);
+  memoBytes.set(b.subarray(start, start + len), base);
+  memoLength[slot] = len;
+  memoStrings[slot] = s;
   return s;
 }
 

@@ -704,3 +704,28 @@ describe('garbage never becomes an allow', () => {
     );
   });
 });
+
+describe('lean decoder: the short-string memo', () => {
+  // Same length, first and last byte (so the same memo slot), different middles; 64 and 65
+  // bytes (the memo bound); multi-byte and invalid UTF-8 (replaced by U+FFFD either way).
+  const raw = (s: string): Buffer => Buffer.from(s, 'utf8');
+  const values: Buffer[] = [
+    raw('aXb'), raw('aYb'), raw('aXb'), raw('a\u00e9b'), raw('a\u00e8b'),
+    raw('k'.repeat(64)), raw('k'.repeat(63) + 'j'), raw('k'.repeat(65)),
+    Buffer.from([0x61, 0xff, 0x62]), Buffer.from([0x61, 0xfe, 0x62]), Buffer.from([0x61, 0xc3, 0x62]),
+  ];
+  it('every decode, hit or miss, equals proto-loader, however slots collide', () => {
+    for (let round = 0; round < 3; round++) {
+      for (const v of values) {
+        const http = cat(
+          lenField(3, entry('delegation-token', v)),
+          lenField(3, entry(v, 'x')),
+          lenField(3, entry('x-request-id', v)),
+          lenField(2, v),
+        );
+        const lean = expectSame(wrapHttp(http, lenField(1, lenField(4, v))));
+        expect(lean.attributes?.request?.http?.method).toBe(v.toString('utf8'));
+      }
+    }
+  });
+});

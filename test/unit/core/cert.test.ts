@@ -26,6 +26,17 @@ describe('x5tS256', () => {
     expect(x5tS256(input)).toBe(OTHER_X5T);
   });
 
+  it('alternating callers, garbage and oversized input in between: each gets its own answer (last-caller fast path)', () => {
+    const a = encodeURIComponent(CALLER_PEM);
+    const b = envoyEncode(OTHER_PEM);
+    const huge = encodeURIComponent(CALLER_PEM) + '%20'.repeat(30_000);
+    const seq: Array<[string, string | undefined]> = [
+      [a, CALLER_X5T], [a, CALLER_X5T], [b, OTHER_X5T], [a, CALLER_X5T], ['garbage', undefined], ['garbage', undefined],
+      [a, CALLER_X5T], [huge, undefined], [huge, undefined], [b, OTHER_X5T], [`${a}`.slice(0), CALLER_X5T],
+    ];
+    for (const [input, want] of seq) expect(x5tS256(input)).toBe(want);
+  });
+
   const body = CALLER_PEM.split('\n').slice(1, -2).join('\n');
   it.each([
     ['empty', ''],
