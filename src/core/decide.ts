@@ -20,7 +20,7 @@ export function decide(
   policy: Policy,
   nowMs: number,
 ): Decision {
-  const v = validateClaims(token.payload, policy);
+  const { claims: v, chain } = structureOf(token.payload, policy);
   if (!('claims' in v)) return v;
   const c = v.claims;
   const { issuer } = token;
@@ -67,11 +67,42 @@ export function decide(
     if (got !== want) return deny('cnf_mismatch', 'caller certificate thumbprint differs from cnf');
   }
 
-  const chain = parseChain(c.act, policy);
-  if (!('actors' in chain)) return chain;
+  if (chain === undefined || !('actors' in chain)) return chain ?? deny('internal_error', 'no chain for valid claims');
 
   const problem = canonicalProblem(stripQuery(req.path));
   if (problem !== undefined) return deny('path_not_canonical', problem);
 
   return matchGrant(c, req, policy);
+}
+
+/**
+ * The request- and time-independent part of the decision: claim types and shapes, and the
+ * actor chain (trust domains, cycles, depth). It depends only on the payload and the policy.
+ * A cached token's payload is deeply frozen (src/token/compact.ts) and the very same object
+ * comes back on every cache hit, so for frozen payloads the result is memoized per
+ * (payload, policy) — a WeakMap, so it goes when the cache drops the token. Every time,
+ * audience, caller, cnf, path and grant check above still runs on each request. Unfrozen
+ * payloads (cache off, tests) are always evaluated afresh.
+ */
+interface Structure {
+  readonly policy: Policy;
+  readonly claims: ReturnType<typeof validateClaims>;
+  /** Only when the claims are valid (the chain check comes later in SPEC order). */
+  readonly chain: ReturnType<typeof parseChain> | undefined;
+}
+const structures = new WeakMap<object, Structure>();
+
+function structureOf(payload: Readonly<Record<string, unknown>>, policy: Policy): Structure {
+  if (!Object.isFrozen(payload)) return structure(payload, policy);
+  const m = structures.get(payload);
+  if (m !== undefined && m.policy === policy) return m;
+  const fresh = structure(payload, policy);
+  structures.set(payload, fresh);
+  return fresh;
+}
+
+function structure(payload: Readonly<Record<string, unknown>>, policy: Policy): Structure {
+  const claims = validateClaims(payload, policy);
+  const chain = 'claims' in claims ? parseChain(claims.claims.act, policy) : undefined;
+  return Object.freeze({ policy, claims, chain });
 }

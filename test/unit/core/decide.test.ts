@@ -295,3 +295,45 @@ describe('decide: purity', () => {
     }
   });
 });
+
+describe('decide: a frozen (cached) payload', () => {
+  const deepFreeze = <T>(o: T): T => {
+    if (typeof o === 'object' && o !== null) {
+      for (const v of Object.values(o)) deepFreeze(v);
+      Object.freeze(o);
+    }
+    return o;
+  };
+
+  it('gives the same decision as a fresh copy, for each policy, on every call', () => {
+    const frozen = deepFreeze(payload());
+    const strict = policy({ trustedDomains: ['other.example.org'] });
+    for (let i = 0; i < 3; i++) {
+      expect(decide(request(), { payload: frozen, issuer: issuer() }, POLICY, NOW_MS)).toEqual(run({}));
+      expect(decide(request(), { payload: frozen, issuer: issuer() }, strict, NOW_MS)).toMatchObject({ reason: 'chain_invalid' });
+    }
+  });
+
+  it('still runs every request- and time-dependent check on each call', () => {
+    const frozen = deepFreeze(payload());
+    const at = (req: Partial<HopRequest>, now = NOW_MS): string =>
+      decide(request(req), { payload: frozen, issuer: issuer() }, POLICY, now).reason;
+    expect(at({})).toBe('granted');
+    expect(at({}, NOW_MS + 3_600_000)).toBe('expired');
+    expect(at({ caller: 'spiffe://prod.example.org/ns/evil/sa/x' })).toBe('actor_mismatch');
+    expect(at({ path: '/v1/elsewhere' })).toBe('grant_mismatch');
+    expect(at({ path: '/v1/ledger/../admin' })).toBe('path_not_canonical');
+    expect(at({})).toBe('granted');
+  });
+
+  it('invalid claims of a frozen payload are denied every time, in SPEC order', () => {
+    const badChain = deepFreeze(payload({ act: { sub: CALLER, act: { sub: 'not-spiffe' } } }));
+    const badClaims = deepFreeze(payload({ exp: 'soon' }));
+    for (let i = 0; i < 2; i++) {
+      expect(decide(request(), { payload: badChain, issuer: issuer() }, POLICY, NOW_MS).reason).toBe('chain_invalid');
+      // Time checks come before the chain: an expired token with a bad chain is 'expired'.
+      expect(decide(request(), { payload: badChain, issuer: issuer() }, POLICY, NOW_MS + 3_600_000).reason).toBe('expired');
+      expect(decide(request(), { payload: badClaims, issuer: issuer() }, POLICY, NOW_MS).reason).toBe('bad_claim');
+    }
+  });
+});
