@@ -33,6 +33,24 @@ export interface AuthorizerOptions {
 }
 
 const NO_AUDIT: Audit = Object.freeze({});
+
+/**
+ * A cached token comes back as the same deeply frozen payload on every hit (with the same
+ * issuer, kid and hash), so its audit facts are built once and shared (frozen) by every
+ * Check that carries it. Unfrozen payloads get a fresh object each time.
+ */
+const audits = new WeakMap<object, Audit>();
+function auditOf(payload: Readonly<Record<string, unknown>>, iss: string, kid: string, sha: string): Audit {
+  const frozen = Object.isFrozen(payload);
+  const memo = frozen ? audits.get(payload) : undefined;
+  if (memo !== undefined && memo.tokenSha256 === sha && memo.iss === iss && memo.kid === kid) return memo;
+  const audit: Audit = { iss, kid, ...auditFromPayload(payload), tokenSha256: sha };
+  if (frozen) {
+    if (audit.actors !== undefined) Object.freeze(audit.actors);
+    audits.set(payload, Object.freeze(audit));
+  }
+  return audit;
+}
 const EXEMPT: Decision = allow('exempt');
 
 /** The `context_extensions` key by which an Envoy route turns replay protection on or off. */
@@ -111,12 +129,7 @@ export class Authorizer {
         return this.outcome(deny(verified.reason, verified.detail), audit);
       }
       const { header, payload, issuer } = verified.token;
-      audit = {
-        iss: issuer.issuer,
-        kid: header.kid,
-        ...auditFromPayload(payload),
-        tokenSha256: sha,
-      };
+      audit = auditOf(payload, issuer.issuer, header.kid, sha);
 
       const policy = this.policy;
       const decision = decide(req, verified.token, policy, this.now());

@@ -140,6 +140,11 @@ describe('verified-token cache', () => {
     const second = authorizer.authorize(hop(token));
     expect(second).not.toBeInstanceOf(Promise);
     expect(second).toEqual(first);
+    // The audit facts of a cached token are built once and shared, frozen.
+    const audit = (second as Awaited<typeof first>).audit;
+    expect(audit).toBe(first.audit);
+    expect(Object.isFrozen(audit) && Object.isFrozen(audit.actors)).toBe(true);
+    expect(audit).toMatchObject({ tokenSha256: tokenSha256(token), kid: 'k1' });
     // Still a full decision each time: the same cached token with another caller is denied.
     const wrongCaller = authorizer.authorize(hop(token, { caller: 'spiffe://prod.example.org/ns/evil/sa/x' }));
     expect(wrongCaller).not.toBeInstanceOf(Promise);
