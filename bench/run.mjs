@@ -243,7 +243,22 @@ async function abCase(name, pairs, load) {
       await p.after?.();
     }
   }
-  return { name, pairs: pairs.map((p) => ({ server: p.server.name, ...summarize(results[p.server.name]) })) };
+  // Ratios per round (the two runs of a round are adjacent in time, so machine drift
+  // cancels out), then the median: steadier than a ratio of medians on a noisy VM.
+  const base = results[pairs[0].server.name];
+  const perRound = (name, k) => median(results[name].map((r, i) => r[k] / base[i][k]));
+  return {
+    name,
+    pairs: pairs.map((p) => ({
+      server: p.server.name,
+      ...summarize(results[p.server.name]),
+      rpsRatio: perRound(p.server.name, 'rps'),
+      p99Ratio: perRound(p.server.name, 'p99'),
+      rpsRatios: results[p.server.name].map((r, i) => r.rps / base[i].rps),
+      rpsList: results[p.server.name].map((r) => r.rps),
+      cpuList: results[p.server.name].map((r) => r.cpuUsPerReq),
+    })),
+  };
 }
 
 // ---- cases ---------------------------------------------------------------------------
@@ -355,15 +370,22 @@ const lines = [];
 lines.push(`machine: ${cpus().length}× ${cpus()[0]?.model ?? '?'}, node ${process.version}, ${new Date().toISOString()}`);
 lines.push(`rounds: ${ROUNDS} alternating A/B (median), JWKS fetches during the run: ${jwksHits}`);
 lines.push('');
+lines.push('Ratios are medians of per-round ratios (each round runs the baseline and hopguard back to back).');
+lines.push('');
 lines.push('| case | server | req/s | p50 µs | p99 µs | CPU µs/req | RSS MB | req/s ratio | p99 ratio |');
 lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|');
 for (const c of cases) {
-  const base = c.pairs[0];
   for (const p of c.pairs) {
     lines.push(
-      `| ${c.name} | ${p.server} | ${fmt(p.rps)} | ${fmt(p.p50)} | ${fmt(p.p99)} | ${fmt(p.cpuUsPerReq, 1)} | ${fmt(p.rssMb)} | ${fmt(p.rps / base.rps, 2)} | ${fmt(p.p99 / base.p99, 2)} |`,
+      `| ${c.name} | ${p.server} | ${fmt(p.rps)} | ${fmt(p.p50)} | ${fmt(p.p99)} | ${fmt(p.cpuUsPerReq, 1)} | ${fmt(p.rssMb)} | ${fmt(p.rpsRatio, 2)} | ${fmt(p.p99Ratio, 2)} |`,
     );
   }
+}
+lines.push('');
+for (const c of cases) {
+  const hg = c.pairs[c.pairs.length - 1];
+  lines.push(`per-round req/s ratios, ${c.name}: ${hg.rpsRatios.map((r) => fmt(r, 2)).join(' ')}`);
+  if (process.env.BENCH_VERBOSE) for (const p of c.pairs) lines.push(`  ${p.server} req/s: ${p.rpsList.map((r) => fmt(r)).join(' ')}; CPU us/req: ${p.cpuList.map((r) => fmt(r)).join(' ')}`);
 }
 if (memory) {
   lines.push('');
