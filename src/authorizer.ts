@@ -37,9 +37,12 @@ const NO_AUDIT: Audit = Object.freeze({});
 /**
  * A cached token comes back as the same deeply frozen payload on every hit (with the same
  * issuer, kid and hash), so its audit facts are built once and shared (frozen) by every
- * Check that carries it. Unfrozen payloads get a fresh object each time.
+ * Check that carries it. Unfrozen payloads get a fresh object each time. Bounded and
+ * cleared when full, like core's structure memo: it serves tokens that repeat, without a
+ * second object per entry of a large cache of distinct tokens.
  */
-const audits = new WeakMap<object, Audit>();
+const AUDIT_MEMO_MAX = 1024;
+const audits = new Map<object, Audit>();
 function auditOf(payload: Readonly<Record<string, unknown>>, iss: string, kid: string, sha: string): Audit {
   const frozen = Object.isFrozen(payload);
   const memo = frozen ? audits.get(payload) : undefined;
@@ -47,6 +50,7 @@ function auditOf(payload: Readonly<Record<string, unknown>>, iss: string, kid: s
   const audit: Audit = { iss, kid, ...auditFromPayload(payload), tokenSha256: sha };
   if (frozen) {
     if (audit.actors !== undefined) Object.freeze(audit.actors);
+    if (audits.size >= AUDIT_MEMO_MAX) audits.clear();
     audits.set(payload, Object.freeze(audit));
   }
   return audit;

@@ -80,9 +80,12 @@ export function decide(
  * actor chain (trust domains, cycles, depth). It depends only on the payload and the policy.
  * A cached token's payload is deeply frozen (src/token/compact.ts) and the very same object
  * comes back on every cache hit, so for frozen payloads the result is memoized per
- * (payload, policy) — a WeakMap, so it goes when the cache drops the token. Every time,
- * audience, caller, cnf, path and grant check above still runs on each request. Unfrozen
- * payloads (cache off, tests) are always evaluated afresh.
+ * (payload, policy). Every time, audience, caller, cnf, path and grant check above still
+ * runs on each request. Unfrozen payloads (cache off, tests) are always evaluated afresh.
+ *
+ * The memo is small and bounded (cleared when full), not a WeakMap over every cached
+ * token: it is for tokens that repeat, and must not add a second object graph per entry
+ * to a cache of 100k distinct tokens.
  */
 interface Structure {
   readonly policy: Policy;
@@ -90,13 +93,15 @@ interface Structure {
   /** Only when the claims are valid (the chain check comes later in SPEC order). */
   readonly chain: ReturnType<typeof parseChain> | undefined;
 }
-const structures = new WeakMap<object, Structure>();
+const STRUCTURE_MEMO_MAX = 1024;
+const structures = new Map<object, Structure>();
 
 function structureOf(payload: Readonly<Record<string, unknown>>, policy: Policy): Structure {
   if (!Object.isFrozen(payload)) return structure(payload, policy);
   const m = structures.get(payload);
   if (m !== undefined && m.policy === policy) return m;
   const fresh = structure(payload, policy);
+  if (structures.size >= STRUCTURE_MEMO_MAX) structures.clear();
   structures.set(payload, fresh);
   return fresh;
 }
