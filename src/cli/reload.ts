@@ -124,8 +124,10 @@ export class EngineHost {
     this.updateReady();
   }
 
-  /** One Check on the current engine; it finishes there even if a reload swaps meanwhile. */
-  /** Synchronous when the engine's answer is (see Authorizer.authorize). */
+  /**
+   * One Check on the current engine; it finishes there even if a reload swaps meanwhile.
+   * Synchronous when the engine's answer is (see Authorizer.authorize).
+   */
   authorize(req: HopRequest): Outcome | Promise<Outcome> {
     const gen = this.current;
     gen.inflight++;

@@ -116,7 +116,12 @@ export class TokenVerifier {
       // Synchronous when the key source can say at once which key it serves (the common
       // case: keys loaded and imported): a cache hit then costs no promise and no
       // microtask. Otherwise ask lookup, which may wait for a refresh.
-      const current = hit.keys.peek?.(hit.header.kid, hit.header.alg);
+      let current: CryptoKey | undefined;
+      try {
+        current = hit.keys.peek?.(hit.header.kid, hit.header.alg);
+      } catch {
+        current = undefined; // a faulty peek only costs the fast path: lookup decides
+      }
       if (current !== undefined) return this.afterLookup(cacheKey, token, hit, current);
       return hit.keys.lookup(hit.header.kid, hit.header.alg).then(
         (now) => this.afterLookup(cacheKey, token, hit, now.status === 'found' ? now.key : undefined),
@@ -150,8 +155,7 @@ export class TokenVerifier {
     // Never beyond the moment the token stops being acceptable, nor beyond its longest
     // legal lifetime (a huge exp is denied by the claims stage anyway).
     const ttl = Math.min(exp * 1000 + issuer.clockSkewMs - this.cacheNow(), issuer.maxLifetimeMs + issuer.clockSkewMs);
-    const { header, payload: p, issuer: i } = result.token;
-    if (ttl >= 1) this.cache?.set(cacheKey, { header, payload: p, issuer: i, keys, key }, { ttl: Math.floor(ttl) });
+    if (ttl >= 1) this.cache?.set(cacheKey, { header: result.token.header, payload, issuer, keys, key }, { ttl: Math.floor(ttl) });
   }
 
   private async verifyFully(token: string, cacheKey: string | undefined): Promise<VerifyResult> {

@@ -131,6 +131,23 @@ describe('verified-token cache', () => {
     expect(lookups).toEqual([false, false]);
   });
 
+  it('a key source whose peek throws costs only the fast path: lookup decides, still a hit', async () => {
+    class ThrowingPeek extends PeekableKeys {
+      override peek(): never {
+        throw new Error('peek broke');
+      }
+    }
+    const { key, verifier, keys, lookups } = await setup(100, ThrowingPeek);
+    const token = await signToken(key);
+    const first = await verifier.verify(token, tokenSha256(token));
+    const before = keys.lookups;
+    const second = verifier.verify(token, tokenSha256(token));
+    expect(second).toBeInstanceOf(Promise);
+    expect(await second).toEqual(first);
+    expect(keys.lookups).toBe(before + 1);
+    expect(lookups).toEqual([false, true]);
+  });
+
   it('the authorizer answers a cached token synchronously (the server then needs no promise)', async () => {
     const { key, verifier } = await setup(100, PeekableKeys);
     const authorizer = new Authorizer({ policy: POLICY, verifier, now: () => NOW_MS });
