@@ -67,7 +67,7 @@ export function decide(
     if (got !== want) return deny('cnf_mismatch', 'caller certificate thumbprint differs from cnf');
   }
 
-  if (chain === undefined || !('actors' in chain)) return chain ?? deny('internal_error', 'no chain for valid claims');
+  if (!('actors' in chain)) return chain;
 
   const problem = canonicalProblem(stripQuery(req.path));
   if (problem !== undefined) return deny('path_not_canonical', problem);
@@ -90,8 +90,8 @@ export function decide(
 interface Structure {
   readonly policy: Policy;
   readonly claims: ReturnType<typeof validateClaims>;
-  /** Only when the claims are valid (the chain check comes later in SPEC order). */
-  readonly chain: ReturnType<typeof parseChain> | undefined;
+  /** The chain check (later in SPEC order); the claims' own deny when they are invalid. */
+  readonly chain: ReturnType<typeof parseChain>;
 }
 const STRUCTURE_MEMO_MAX = 1024;
 const structures = new Map<object, Structure>();
@@ -108,6 +108,6 @@ function structureOf(payload: Readonly<Record<string, unknown>>, policy: Policy)
 
 function structure(payload: Readonly<Record<string, unknown>>, policy: Policy): Structure {
   const claims = validateClaims(payload, policy);
-  const chain = 'claims' in claims ? parseChain(claims.claims.act, policy) : undefined;
+  const chain = 'claims' in claims ? parseChain(claims.claims.act, policy) : claims;
   return Object.freeze({ policy, claims, chain });
 }

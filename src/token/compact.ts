@@ -24,6 +24,8 @@
  * handed out stay valid (they are just no longer shared with later tokens).
  */
 
+import { setOwnProperty } from './json.js';
+
 const MAX_INTERNED = 4096;
 const MAX_KEY_CHARS = 1024 * 1024;
 /** Above this a value is copied, not interned: large values are rarely shared and costly to key. */
@@ -40,7 +42,7 @@ export function compactPayload(payload: Readonly<Record<string, unknown>>): Read
   for (const k of Object.keys(payload)) {
     const v = payload[k];
     const c = typeof v === 'string' && UNIQUE_CLAIMS.has(k) ? flatCopy(v) : intern(v);
-    define(out, internString(k), c);
+    setOwnProperty(out, internString(k), c);
   }
   return Object.freeze(out);
 }
@@ -98,15 +100,9 @@ function deepCopy(v: object): unknown {
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(src)) {
     const e = src[k];
-    define(out, internString(k), typeof e === 'object' && e !== null ? deepCopy(e) : typeof e === 'string' ? internString(e) : e);
+    setOwnProperty(out, internString(k), typeof e === 'object' && e !== null ? deepCopy(e) : typeof e === 'string' ? internString(e) : e);
   }
   return Object.freeze(out);
-}
-
-/** An own data property, also for `__proto__` (plain assignment would set the prototype). */
-function define(o: Record<string, unknown>, k: string, v: unknown): void {
-  if (k === '__proto__') Object.defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true });
-  else o[k] = v;
 }
 
 /**

@@ -33,15 +33,15 @@ export function tokenSha256(token: string): string {
   const hit = memo.get(sig);
   if (hit !== undefined && hit.token === token) return hit.sha;
   const sha = sha256Hex(token);
-  if (memo.size >= MEMO_MAX_ENTRIES || memoChars + token.length > MEMO_MAX_CHARS) {
+  if (token.length > MEMO_MAX_CHARS) return sha;
+  // `hit`, if any, shares the signature segment but not the content: it is replaced.
+  let chars = memoChars + token.length - (hit?.token.length ?? 0);
+  if (memo.size >= MEMO_MAX_ENTRIES || chars > MEMO_MAX_CHARS) {
     memo.clear();
-    memoChars = 0;
+    chars = token.length;
   }
-  if (token.length <= MEMO_MAX_CHARS) {
-    const replaced = memo.get(sig); // same signature segment, other content (after a clear: none)
-    memoChars += token.length - (replaced?.token.length ?? 0);
-    memo.set(sig, { token, sha });
-  }
+  memo.set(sig, { token, sha });
+  memoChars = chars;
   return sha;
 }
 

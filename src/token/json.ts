@@ -30,6 +30,15 @@ import { isUtf8 } from 'node:buffer';
 // ignoreBOM: keep a BOM in the output instead of silently stripping it; we reject it below.
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+/**
+ * `obj[key] = value` as an own data property, also for `__proto__`: plain assignment would
+ * call the Object.prototype setter and swap the prototype (JSON.parse semantics).
+ */
+export function setOwnProperty(obj: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
+  else obj[key] = value;
+}
+
 class SyntaxFault {
   constructor(readonly problem: string) {}
 }
@@ -198,12 +207,7 @@ class Parser {
           // Own-property check: catches duplicates whatever their escape spelling, since
           // keys are compared after unescaping. `__proto__` is only "own" once defined.
           if (Object.hasOwn(obj, key)) this.fail('duplicate object key');
-          if (key === '__proto__') {
-            // Plain assignment would call the Object.prototype setter and swap the prototype.
-            Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
-          } else {
-            obj[key] = value;
-          }
+          setOwnProperty(obj, key, value);
           if (d === C.Comma) {
             this.pos++;
             this.skipWs();
