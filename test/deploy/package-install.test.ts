@@ -18,17 +18,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { officialClient, type OfficialCheckResponse } from '../helpers/envoy.js';
 import { ROOT } from './k8s.js';
 
 const run = promisify(execFile);
 const require = createRequire(import.meta.url);
-const OFFICIAL_INCLUDE_DIRS = ['envoy-api', 'googleapis', 'xds', 'protoc-gen-validate'].map((d) =>
-  path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps', d),
-);
 
 const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
   name: string;
@@ -225,41 +222,22 @@ describe('production install of the packed package (npm pack → npm ci --omit=d
   });
 
   it('answers an ext_authz Check (official Envoy protos): allow with a valid token, 401 missing_token without', async () => {
-    const def = protoLoader.loadSync(['envoy/service/auth/v3/external_auth.proto'], {
-      keepCase: true,
-      longs: String,
-      enums: String,
-      defaults: false,
-      oneofs: true,
-      includeDirs: OFFICIAL_INCLUDE_DIRS,
-    });
-    const pkgDef = grpc.loadPackageDefinition(def) as unknown as {
-      envoy: { service: { auth: { v3: { Authorization: grpc.ServiceClientConstructor } } } };
-    };
-    const client = new pkgDef.envoy.service.auth.v3.Authorization(`127.0.0.1:${ports.grpc}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
-      Check(req: object, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: Record<string, unknown>) => void): void;
-    };
-    const check = (headers: Record<string, string>) =>
-      new Promise<Record<string, unknown>>((resolve, reject) =>
-        client.Check(
-          {
-            attributes: {
-              source: { principal: CALLER },
-              request: { http: { method: 'POST', path: '/v1/ledger/entries', headers: { 'x-request-id': 'pkg-1', ...headers } } },
-            },
-          },
-          { deadline: Date.now() + 5000 },
-          (e, r) => (e ? reject(e) : resolve(r)),
-        ),
-      );
+    const client = officialClient(`127.0.0.1:${ports.grpc}`);
+    const check = (headers: Record<string, string>): Promise<OfficialCheckResponse> =>
+      client.check({
+        attributes: {
+          source: { principal: CALLER },
+          request: { http: { method: 'POST', path: '/v1/ledger/entries', headers: { 'x-request-id': 'pkg-1', ...headers } } },
+        },
+      });
     try {
       const allowed = await check({ 'delegation-token': token });
-      expect(allowed['status']).toMatchObject({ code: 0 });
-      expect(allowed['ok_response']).toBeDefined();
+      expect(allowed.status).toMatchObject({ code: 0 });
+      expect(allowed.ok_response).toBeDefined();
       const denied = await check({});
-      expect((denied['status'] as { code: number }).code).not.toBe(0);
-      expect(denied['denied_response']).toMatchObject({ status: { code: 'Unauthorized' } });
-      expect(JSON.parse(String((denied['denied_response'] as { body: string }).body))).toMatchObject({ reason: 'missing_token' });
+      expect(denied.status?.code).not.toBe(0);
+      expect(denied.denied_response).toMatchObject({ status: { code: 'Unauthorized' } });
+      expect(JSON.parse(String(denied.denied_response?.body))).toMatchObject({ reason: 'missing_token' });
     } finally {
       client.close();
     }
