@@ -78,14 +78,14 @@ export class Collector {
 }
 
 /**
- * Polls `probe` every 10 ms until it is truthy; fails with `what` after `timeoutMs`. An
+ * Polls `probe` every `everyMs` until it is truthy; fails with `what` after `timeoutMs`. An
  * async probe's result is awaited.
  */
-export async function until(probe: () => unknown, what: string, timeoutMs = 10_000): Promise<void> {
+export async function until(probe: () => unknown, what: string, timeoutMs = 10_000, everyMs = 10): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   // Awaited: an async probe returns a promise, which is always truthy.
   while (!(await probe())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
 }

@@ -10,7 +10,7 @@
  *  - config hot reload under concurrent Checks, and symlink-swap reloads
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +20,7 @@ import type { EventSink } from '../../src/telemetry/events.js';
 import { Logger } from '../../src/telemetry/log.js';
 import type { RefreshResult } from '../../src/token/sources.js';
 import { envoyCheckRequest, officialClient, type EnvoyLikeClient, type OfficialCheckResponse } from '../helpers/envoy.js';
+import { kubeVolume } from '../helpers/kube-volume.js';
 import { CALLER, ISSUER, jwksOf, NOW_MS, signToken, testKey, WORKLOAD, type TestKey } from '../helpers/tokens.js';
 import { fakeHttp, ManualTimers, until, type FakeHttp } from '../unit/lifecycle/support.js';
 
@@ -148,23 +149,6 @@ async function configReloadsMetric(running: RunningServer, result: string): Prom
   const text = await running.metrics.metrics();
   const line = text.split('\n').find((l) => l.startsWith(`hopguard_config_reloads_total{result="${result}"}`));
   return line === undefined ? 0 : Number(line.split(' ').at(-1));
-}
-
-/** A Kubernetes ConfigMap/Secret volume and its atomic `..data` symlink swap. */
-async function kubeVolume(file: string, text: string) {
-  const vol = path.join(dir, `vol-${randomUUID().slice(0, 8)}`);
-  await mkdir(vol);
-  let n = 0;
-  const publish = async (t: string) => {
-    const ts = path.join(vol, `..2024_06_01_12_00_${String(n++).padStart(2, '0')}.${randomUUID().slice(0, 6)}`);
-    await mkdir(ts);
-    await writeFile(path.join(ts, file), t);
-    await symlink(path.basename(ts), path.join(vol, '..data_tmp'));
-    await rename(path.join(vol, '..data_tmp'), path.join(vol, '..data'));
-  };
-  await publish(text);
-  await symlink(path.join('..data', file), path.join(vol, file));
-  return { file: path.join(vol, file), publish };
 }
 
 describe('rotation under load', () => {
@@ -430,7 +414,7 @@ describe('discovery end to end', () => {
 
 describe('jwks_file', () => {
   it('a Kubernetes symlink swap of the JWKS file is picked up; invalid content keeps the old keys', async () => {
-    const vol = await kubeVolume('jwks.json', JSON.stringify(jwksOf(k1)));
+    const vol = await kubeVolume(dir, 'jwks.json', JSON.stringify(jwksOf(k1)));
     const h = await start(configYaml([issuerYaml({ issuer: ISSUER, jwks_file: vol.file, refresh_interval: '30s' })]));
     const t1 = await signToken(k1);
     const t2 = await signToken(k2);
@@ -466,7 +450,7 @@ describe('config hot reload', () => {
     jwks.json('/a.json', jwksOf(k1));
     jwks.json('/b.json', jwksOf(kB));
     const v1 = configYaml(issuers(false));
-    const vol = await kubeVolume('config.yaml', v1);
+    const vol = await kubeVolume(dir, 'config.yaml', v1);
     const h = await start(v1, { configFile: vol.file });
     const tA = await signToken(k1);
     const tB = await signToken(kB, { iss: ISSUER_B });
@@ -522,7 +506,7 @@ describe('config hot reload', () => {
     jwks.json('/a.json', jwksOf(k1));
     jwks.json('/b.json', jwksOf(kB));
     const v1 = configYaml(issuers(true));
-    const vol = await kubeVolume('config.yaml', v1);
+    const vol = await kubeVolume(dir, 'config.yaml', v1);
     const h = await start(v1, { configFile: vol.file });
     const tB = await signToken(kB, { iss: ISSUER_B });
     expect(reason(await h.check(tB))).toBe('granted');
@@ -538,7 +522,7 @@ describe('config hot reload', () => {
     jwks.json('/a.json', jwksOf(k1));
     jwks.json('/b.json', jwksOf(kB));
     const v1 = configYaml(issuers(false));
-    const vol = await kubeVolume('config.yaml', v1);
+    const vol = await kubeVolume(dir, 'config.yaml', v1);
     // Real timers: the directory watch and its debounce run by themselves.
     const h = await start(v1, { configFile: vol.file, manualTimers: false });
     await vol.publish(configYaml(issuers(true)));

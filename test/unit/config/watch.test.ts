@@ -3,13 +3,13 @@
  * or unreadable version delivered once. Checks are triggered explicitly (checkNow, manual
  * timers); one test proves a real directory watch notices a Kubernetes-style swap.
  */
-import { randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigResult } from '../../../src/config/load.js';
 import { ConfigWatcher, PathWatcher, readConfigText } from '../../../src/config/watch.js';
+import { kubeVolume } from '../../helpers/kube-volume.js';
 import { ManualTimers, until } from '../lifecycle/support.js';
 import { MINIMAL_YAML } from './helpers.js';
 
@@ -20,23 +20,6 @@ beforeAll(async () => {
 afterAll(async () => rm(dir, { recursive: true, force: true }));
 
 const withMode = (mode: string) => `${MINIMAL_YAML}mode: ${mode}\n`;
-
-/** A Kubernetes ConfigMap volume: `config.yaml -> ..data/config.yaml`, `..data -> ..<ts>`. */
-async function kubeVolume(text: string) {
-  const vol = path.join(dir, `vol-${randomUUID().slice(0, 8)}`);
-  await mkdir(vol);
-  let n = 0;
-  const publish = async (t: string) => {
-    const ts = path.join(vol, `..2024_06_01_12_00_${String(n++).padStart(2, '0')}.${randomUUID().slice(0, 6)}`);
-    await mkdir(ts);
-    await writeFile(path.join(ts, 'config.yaml'), t);
-    await symlink(path.basename(ts), path.join(vol, '..data_tmp'));
-    await rename(path.join(vol, '..data_tmp'), path.join(vol, '..data'));
-  };
-  await publish(text);
-  await symlink('..data/config.yaml', path.join(vol, 'config.yaml'));
-  return { file: path.join(vol, 'config.yaml'), publish };
-}
 
 function watcherFor(file: string, timers = new ManualTimers()) {
   const versions: ConfigResult[] = [];
@@ -72,7 +55,7 @@ describe('ConfigWatcher', () => {
   });
 
   it('follows a Kubernetes symlink swap', async () => {
-    const vol = await kubeVolume(withMode('enforce'));
+    const vol = await kubeVolume(dir, 'config.yaml', withMode('enforce'));
     const { w, versions } = watcherFor(vol.file);
     await w.checkNow();
     await vol.publish(withMode('dry-run'));
@@ -82,7 +65,7 @@ describe('ConfigWatcher', () => {
   });
 
   it('delivers an invalid version once, naming the key; a fixed version after it is delivered', async () => {
-    const vol = await kubeVolume(withMode('enforce'));
+    const vol = await kubeVolume(dir, 'config.yaml', withMode('enforce'));
     const { w, versions } = watcherFor(vol.file);
     await w.checkNow();
     await vol.publish(withMode('enforced'));
@@ -155,7 +138,7 @@ describe('ConfigWatcher', () => {
   });
 
   it('a real directory watch notices a symlink swap without polling', async () => {
-    const vol = await kubeVolume(withMode('enforce'));
+    const vol = await kubeVolume(dir, 'config.yaml', withMode('enforce'));
     const versions: ConfigResult[] = [];
     const w = new ConfigWatcher({ file: vol.file, env: {}, pollMs: 2 ** 31 - 1, debounceMs: 10, onVersion: (r) => void versions.push(r) });
     w.start(withMode('enforce'));

@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Timers } from '../../../src/config/watch.js';
+import { until as pollUntil } from '../../helpers/collector.js';
 
 /** Timers that only run when the test fires them. */
 export class ManualTimers implements Timers {
@@ -91,11 +92,7 @@ export async function fakeHttp(port = 0): Promise<FakeHttp> {
   };
 }
 
-/** Resolves when `cond` holds, checking on each event-loop turn (no fixed sleeps). */
-export async function until(cond: () => boolean, what = 'condition', timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
+/** Resolves when `cond` holds, checking every 2 ms (the shared poller, tighter defaults). */
+export function until(cond: () => boolean, what = 'condition', timeoutMs = 5_000): Promise<void> {
+  return pollUntil(cond, what, timeoutMs, 2);
 }
