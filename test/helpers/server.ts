@@ -3,30 +3,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startServer, type RunningServer } from '../../src/cli/app.js';
 import { parseConfig } from '../../src/config/load.js';
-import type { EventSink } from '../../src/telemetry/events.js';
+import { CaptureSink } from './capture-sink.js';
 import { Logger } from '../../src/telemetry/log.js';
 
-export class CaptureSink implements EventSink {
-  readonly name = 'capture';
-  readonly #lines: string[] = [];
-  /** Set by startTestServer: events are written off the hot path, so reading drains first. */
-  pending: () => void = () => {};
-  get lines(): readonly string[] {
-    this.pending();
-    return this.#lines;
-  }
-  write(line: string): boolean {
-    this.#lines.push(line);
-    return true;
-  }
-  dropped(): number {
-    return 0;
-  }
-  async flush(): Promise<void> {}
-  events(): Record<string, unknown>[] {
-    return this.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-  }
-}
+export { CaptureSink };
 
 export interface JwksServer {
   readonly url: string;

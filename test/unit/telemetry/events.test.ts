@@ -3,6 +3,7 @@ import { allow, deny } from '../../../src/core/decision.js';
 import type { HopRequest, Outcome } from '../../../src/core/types.js';
 import fc from 'fast-check';
 import { buildDecisionEvent, DecisionPipeline, sampleHash, serializeDecisionEvent, type DecisionEvent, type EventSink } from '../../../src/telemetry/events.js';
+import { CaptureSink } from '../../helpers/capture-sink.js';
 import { Metrics } from '../../../src/telemetry/metrics.js';
 
 const WORKLOAD = 'spiffe://prod.example.org/ns/payments/sa/ledger';
@@ -26,22 +27,6 @@ const ALLOW: Outcome = { decision: allow('granted'), enforced: true, audit: { su
 const DENY: Outcome = { decision: deny('bad_signature'), enforced: true, audit: { iss: 'https://sts', kid: 'k1' } };
 const DRY_DENY: Outcome = { decision: deny('actor_mismatch'), enforced: false, audit: {} };
 
-class Capture implements EventSink {
-  readonly name = 'stdout';
-  lines: string[] = [];
-  write(line: string): boolean {
-    this.lines.push(line);
-    return true;
-  }
-  dropped(): number {
-    return 0;
-  }
-  async flush(): Promise<void> {}
-  events(): Record<string, unknown>[] {
-    return this.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-  }
-}
-
 /** A scheduler the test runs by hand: proves nothing happens until the batch runs. */
 function manual(): { schedule: (fn: () => void) => void; run(): void; queued(): number } {
   const q: (() => void)[] = [];
@@ -61,7 +46,7 @@ function metricsValue(text: string, key: string): number | undefined {
 
 describe('DecisionPipeline', () => {
   it('record() only queues: nothing is built, counted or written until the scheduled batch runs', async () => {
-    const sink = new Capture();
+    const sink = new CaptureSink('stdout');
     const sched = manual();
     const metrics = new Metrics({ version: 't', defaultMetrics: false });
     const p = new DecisionPipeline({ sinks: [sink], workload: () => WORKLOAD, schedule: sched.schedule, metrics });
@@ -81,7 +66,7 @@ describe('DecisionPipeline', () => {
   });
 
   it('by default the batch runs on setImmediate, after the current turn', async () => {
-    const sink = new Capture();
+    const sink = new CaptureSink('stdout');
     const p = new DecisionPipeline({ sinks: [sink], workload: () => WORKLOAD });
     p.record(req(), ALLOW, 0, 1n);
     await Promise.resolve();
@@ -91,7 +76,7 @@ describe('DecisionPipeline', () => {
   });
 
   it('exactly one line per record, each a complete JSON event ending in a newline', () => {
-    const sink = new Capture();
+    const sink = new CaptureSink('stdout');
     const sched = manual();
     const p = new DecisionPipeline({ sinks: [sink], workload: () => WORKLOAD, schedule: sched.schedule });
     for (let i = 0; i < 250; i++) p.record(req({ requestId: `r${i}` }), i % 3 === 0 ? DENY : ALLOW, 0, 1n);
@@ -102,7 +87,7 @@ describe('DecisionPipeline', () => {
   });
 
   it('a throwing sink or a broken record never stops the other events or sinks', () => {
-    const good = new Capture();
+    const good = new CaptureSink('stdout');
     const bad: EventSink = {
       name: 'http',
       write: () => {
@@ -123,7 +108,7 @@ describe('DecisionPipeline', () => {
   });
 
   it('dry-run: the real decision and reason, enforced false, counted with enforced="false"', async () => {
-    const sink = new Capture();
+    const sink = new CaptureSink('stdout');
     const sched = manual();
     const metrics = new Metrics({ version: 't', defaultMetrics: false });
     const p = new DecisionPipeline({ sinks: [sink], workload: () => WORKLOAD, schedule: sched.schedule, metrics });
@@ -136,7 +121,7 @@ describe('DecisionPipeline', () => {
   });
 
   it('flush() and close() emit what is pending at once', async () => {
-    const sink = new Capture();
+    const sink = new CaptureSink('stdout');
     const sched = manual();
     const p = new DecisionPipeline({ sinks: [sink], workload: () => WORKLOAD, schedule: sched.schedule });
     p.record(req(), ALLOW, 0, 1n);
@@ -150,7 +135,7 @@ describe('DecisionPipeline', () => {
 
 describe('sampling (events.sample_allow)', () => {
   function run(rate: number, outcomes: Outcome[], ids: (i: number) => string) {
-    const sink = new Capture();
+    const sink = new CaptureSink('stdout');
     const sched = manual();
     const metrics = new Metrics({ version: 't', defaultMetrics: false });
     const p = new DecisionPipeline({
@@ -223,7 +208,7 @@ describe('DecisionPipeline: batched sinks', () => {
     const batches: string[][] = [];
     const batched: EventSink = { name: 'http', write: () => true, writeMany: (l) => void batches.push([...l]), dropped: () => 0, flush: async () => {} };
     const broken: EventSink = { name: 'stdout', write: () => true, writeMany: () => { throw new Error('sink broke'); }, dropped: () => 0, flush: async () => {} };
-    const perLine = new Capture();
+    const perLine = new CaptureSink('stdout');
     const faults: unknown[] = [];
     const queue: Array<() => void> = [];
     const p = new DecisionPipeline({ sinks: [broken, batched, perLine], workload: () => WORKLOAD, schedule: (fn) => queue.push(fn), onError: (e) => faults.push(e) });
