@@ -10,6 +10,11 @@ if (!dir) {
   process.exit(2);
 }
 const TOP = Number(topArg ?? 25);
+// Piped into head: stop quietly when the reader goes away.
+process.stdout.on('error', (err) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
 
 /** First matching rule names the area of a frame's script URL / function name. */
 const AREAS = [
