@@ -148,14 +148,16 @@ export class TokenVerifier {
     return this.verifyFully(token, cacheKey);
   }
 
-  private remember(cacheKey: string, result: VerifyResult & { ok: true }, keys: IssuerRuntime['keys'], key: CryptoKey): void {
-    const { payload, issuer } = result.token;
-    const exp = payload.exp;
-    if (typeof exp !== 'number' || !Number.isFinite(exp)) return;
-    // Never beyond the moment the token stops being acceptable, nor beyond its longest
-    // legal lifetime (a huge exp is denied by the claims stage anyway).
+  /**
+   * How long a verified token may stay cached (ms), or undefined when it must not be: never
+   * beyond the moment it stops being acceptable, nor beyond its longest legal lifetime (a
+   * huge exp is denied by the claims stage anyway).
+   */
+  private cacheTtl(payload: VerifiedToken['payload'], issuer: IssuerPolicy): number | undefined {
+    const exp = payload['exp'];
+    if (typeof exp !== 'number' || !Number.isFinite(exp)) return undefined;
     const ttl = Math.min(exp * 1000 + issuer.clockSkewMs - this.cacheNow(), issuer.maxLifetimeMs + issuer.clockSkewMs);
-    if (ttl >= 1) this.cache?.set(cacheKey, { header: result.token.header, payload, issuer, keys, key }, { ttl: Math.floor(ttl) });
+    return ttl >= 1 ? Math.floor(ttl) : undefined;
   }
 
   private async verifyFully(token: string, cacheKey: string | undefined): Promise<VerifyResult> {
@@ -231,17 +233,17 @@ export class TokenVerifier {
       if (!valid) return fail('bad_signature', 'signature does not verify', iss, kid);
 
       const verifiedHeader: JwsHeader = { alg: algorithm.alg, typ, kid: kidValue };
-      if (cacheKey === undefined || this.cache === undefined) {
+      const ttl = cacheKey === undefined || this.cache === undefined ? undefined : this.cacheTtl(payload, policy);
+      if (cacheKey === undefined || ttl === undefined) {
         return { ok: true as const, token: { header: verifiedHeader, payload, issuer: policy } };
       }
       // Cached: the compact, shared form (src/token/compact.ts), returned now too so every
-      // request for this token sees the same value.
-      const result = {
-        ok: true as const,
-        token: { header: intern(verifiedHeader) as JwsHeader, payload: compactPayload(payload), issuer: policy },
-      };
-      this.remember(cacheKey, result, entry.runtime.keys, key);
-      return result;
+      // request for this token sees the same value. Tokens that will not be cached (no
+      // cache key, already expired) are not worth compacting.
+      const shared = intern(verifiedHeader) as JwsHeader;
+      const compact = compactPayload(payload);
+      this.cache?.set(cacheKey, { header: shared, payload: compact, issuer: policy, keys: entry.runtime.keys, key }, { ttl });
+      return { ok: true as const, token: { header: shared, payload: compact, issuer: policy } };
     } catch {
       return fail('internal_error', 'unexpected fault during token verification', iss, kid);
     }
