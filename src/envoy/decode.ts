@@ -264,7 +264,8 @@ function setOwn(map: Record<string, string>, k: string, v: string): void {
 function string(tag: number, end: number): string {
   const e = lenEnd(tag, end);
   const len = e - pos;
-  const s = len === 0 ? '' : len <= MEMO_MAX_BYTES ? memoString(pos, len) : utf8(pos, e);
+  const s =
+    len === 0 ? '' : len <= MEMO_MAX_BYTES ? memoString(pos, len) : len <= LONG_MAX_BYTES ? longMemoString(pos, len) : utf8(pos, e);
   pos = e;
   return s;
 }
@@ -298,6 +299,51 @@ function memoString(start: number, len: number): string {
   memoBytes.set(b.subarray(start, start + len), base);
   memoLength[slot] = len;
   memoStrings[slot] = s;
+  return s;
+}
+
+// Long-string memo. The two big strings of a request repeat too: the caller's certificate
+// (a URL-encoded PEM, 1.5–4 KB, the same on every request of that caller) and its delegation
+// token (~1 KB, reused for the token's lifetime). Decoding them is ~3 KB of fresh heap per
+// request, the largest part of what each Check leaves for the GC (and of what a scavenge must
+// copy while requests are in flight). A hit is an exact byte comparison (memcmp) against a
+// copy of the bytes, so it returns the very string utf8Slice would; a miss decodes as before
+// and takes the slot. Direct-mapped by length and sampled bytes (the token's last bytes are
+// its signature; certificates differ in the middle, not at their ends); two hot strings in
+// one slot only cost each other the hit. Bounded: LONG_SLOTS × LONG_MAX_BYTES of copies
+// (512 KiB) plus the strings they decode to.
+const LONG_MAX_BYTES = 16 * 1024;
+const LONG_SLOTS = 32;
+const longBytes: (Buffer | undefined)[] = new Array<Buffer | undefined>(LONG_SLOTS).fill(undefined);
+const longLength = new Int32Array(LONG_SLOTS); // 0: empty slot
+const longStrings: string[] = new Array<string>(LONG_SLOTS).fill('');
+
+function longMemoString(start: number, len: number): string {
+  const b = buf;
+  const last = start + len - 1;
+  const slot =
+    (len * 31 +
+      (b[last] as number) * 7 +
+      (b[last - 1] as number) * 13 +
+      (b[start + (len >>> 1)] as number) * 17 +
+      (b[start + (len >>> 2)] as number) * 19 +
+      (b[start + ((len * 3) >>> 2)] as number)) &
+    (LONG_SLOTS - 1);
+  const copy = longBytes[slot];
+  if (longLength[slot] === len && copy !== undefined && b.compare(copy, 0, len, start, start + len) === 0) {
+    return longStrings[slot] as string;
+  }
+  const s = utf8(start, start + len);
+  // Reuse the slot's copy when it is big enough: a stream of distinct tokens (every one a
+  // miss) then allocates nothing here.
+  let into = copy;
+  if (into === undefined || into.length < len) {
+    into = Buffer.allocUnsafeSlow(Math.min(LONG_MAX_BYTES, Math.max(1024, 2 ** Math.ceil(Math.log2(len)))));
+    longBytes[slot] = into;
+  }
+  b.copy(into, 0, start, start + len);
+  longLength[slot] = len;
+  longStrings[slot] = s;
   return s;
 }
 

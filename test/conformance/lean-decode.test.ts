@@ -729,3 +729,51 @@ describe('lean decoder: the short-string memo', () => {
     }
   });
 });
+
+describe('lean decoder: the long-string memo (certificates, tokens)', () => {
+  // 65 bytes to 16 KiB go through the long memo; above that, straight decoding. Pairs that
+  // agree on the length and every sampled byte (last two, 1/4, 1/2, 3/4) land in the same
+  // slot and differ only elsewhere: a hit must still be an exact byte match.
+  const sameSlotPair = (len: number): [Buffer, Buffer] => {
+    const a = Buffer.alloc(len, 0x41);
+    const b = Buffer.from(a);
+    b[1] = 0x42;
+    b[len - 3] = 0x43;
+    return [a, b];
+  };
+  const long = (n: number, c: string): Buffer => Buffer.from(c.repeat(n), 'utf8');
+  const values: Buffer[] = [
+    ...sameSlotPair(65),
+    ...sameSlotPair(1500),
+    ...sameSlotPair(16 * 1024),
+    ...sameSlotPair(16 * 1024 + 1),
+    long(400, '\u00e9'), // two-byte UTF-8
+    long(300, '\u{1f600}'), // four-byte UTF-8
+    Buffer.concat([long(100, 'x'), Buffer.from([0xff, 0xc3]), long(100, 'y')]), // invalid: U+FFFD
+    Buffer.concat([long(100, 'x'), Buffer.from([0xfe, 0xc3]), long(100, 'y')]),
+  ];
+  it('every decode, hit or miss, equals proto-loader, however slots collide', () => {
+    for (let round = 0; round < 3; round++) {
+      for (const v of values) {
+        const http = cat(lenField(3, entry('delegation-token', v)), lenField(3, entry('x-request-id', v)));
+        const lean = expectSame(wrapHttp(http, lenField(1, cat(lenField(4, 'spiffe://a/b'), lenField(5, v)))));
+        expect(lean.attributes?.source?.certificate).toBe(v.toString('utf8'));
+        expect(lean.attributes?.request?.http?.headers?.['delegation-token']).toBe(v.toString('utf8'));
+      }
+    }
+  });
+
+  it('property: random long strings, repeated and interleaved, decode as proto-loader does', () => {
+    const longBytes = fc.uint8Array({ minLength: 65, maxLength: 3000 });
+    fc.assert(
+      fc.property(fc.array(longBytes, { minLength: 1, maxLength: 6 }), fc.array(fc.nat(), { maxLength: 20 }), (pool, picks) => {
+        for (const k of [0, ...picks]) {
+          const v = Buffer.from(pool[k % pool.length] as Uint8Array);
+          const lean = expectSame(wrapHttp(lenField(3, entry('delegation-token', v)), lenField(1, lenField(5, v))));
+          expect(lean.attributes?.source?.certificate).toBe(v.toString('utf8'));
+        }
+      }),
+      { numRuns: 300, ...SEED },
+    );
+  });
+});
