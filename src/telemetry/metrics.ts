@@ -6,7 +6,7 @@
  * `sink` a configured sink, `result` a fixed vocabulary. Each instance owns its own
  * Registry (never prom-client's global one) so tests and reloads can build many.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { ALL_REASONS, isReasonCode, type ReasonCode } from '../core/reasons.js';
 import { REFRESH_RESULTS, type RefreshResultCode } from '../token/sources.js';
 
@@ -42,16 +42,97 @@ export interface DecisionMetrics {
   decision(allow: boolean, reason: string, enforced: boolean, latencySeconds: number): void;
 }
 
-type DecisionChild = { inc(value?: number): void };
+type PromChild = { inc(value?: number): void };
+
+/**
+ * A hot-path count: a plain number added to on every Check, handed to its prom-client
+ * series when the registry is read (the counter's collect hook). prom-client's own inc()
+ * validates and hashes the label set on every call; this is one addition. Nothing is lost:
+ * every read of the registry (scrape, tests) flushes first.
+ */
+class PendingCount {
+  pending = 0;
+  constructor(private readonly series: PromChild) {}
+  inc(): void {
+    this.pending++;
+  }
+  flush(): void {
+    const n = this.pending;
+    if (n === 0) return;
+    this.pending = 0;
+    this.series.inc(n);
+  }
+}
+
+/**
+ * The Check latency histogram, observed once per Check. prom-client's Histogram turns the
+ * bucket bound into a property key and re-validates labels on every observe (~2% of a
+ * cached Check's CPU in profiles); this counts into an array. It is registered as a custom
+ * metric: the object shape prom-client's Registry reads (name, help, type, aggregator,
+ * get, reset), and its exposition is held byte-identical to a prom-client Histogram fed the
+ * same values by test/unit/telemetry/metrics.test.ts. No labels, by design.
+ */
+export class DurationHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  /** Per bucket, not cumulative; the last slot counts values above the highest bound. */
+  private readonly counts: Float64Array;
+  private sum = 0;
+  private count = 0;
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly bounds: readonly number[],
+  ) {
+    this.counts = new Float64Array(bounds.length + 1);
+  }
+
+  /** As prom-client: a value lands in the first bucket whose bound is >= it. */
+  observe(value: number): void {
+    const b = this.bounds;
+    let i = 0;
+    while (i < b.length && !(value <= (b[i] as number))) i++;
+    this.counts[i] = (this.counts[i] as number) + 1;
+    this.sum += value;
+    this.count++;
+  }
+
+  get(): {
+    name: string;
+    help: string;
+    type: 'histogram';
+    aggregator: 'sum';
+    values: { labels: Record<string, string | number>; value: number; metricName: string }[];
+  } {
+    const bucket = `${this.name}_bucket`;
+    const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
+    let acc = 0;
+    for (let i = 0; i < this.bounds.length; i++) {
+      acc += this.counts[i] as number;
+      values.push({ labels: { le: this.bounds[i] as number }, value: acc, metricName: bucket });
+    }
+    values.push({ labels: { le: '+Inf' }, value: this.count, metricName: bucket });
+    values.push({ labels: {}, value: this.sum, metricName: `${this.name}_sum` });
+    values.push({ labels: {}, value: this.count, metricName: `${this.name}_count` });
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+
+  reset(): void {
+    this.counts.fill(0);
+    this.sum = 0;
+    this.count = 0;
+  }
+}
 
 export class Metrics implements DecisionMetrics {
   readonly registry: Registry;
   private readonly decisions: Counter<'decision' | 'reason' | 'enforced'>;
-  private readonly duration: Histogram<never>;
+  private readonly duration: DurationHistogram;
   private readonly cacheLookups: Counter<'result'>;
   /** Pre-resolved like decisionChildren: a lookup happens on every Check with a token. */
-  private readonly cacheHit: DecisionChild;
-  private readonly cacheMiss: DecisionChild;
+  private readonly cacheHit: PendingCount;
+  private readonly cacheMiss: PendingCount;
   private readonly jwksRefreshes: Counter<'issuer' | 'result'>;
   private readonly jwksKeyGauge: Gauge<'issuer'>;
   private readonly jwksSuccessGauge: Gauge<'issuer'>;
@@ -62,10 +143,10 @@ export class Metrics implements DecisionMetrics {
   private readonly checksRefused: Counter<'limit'>;
   private issuerSet: ReadonlySet<string>;
   /**
-   * Pre-resolved label children: prom-client hashes the label object on every `inc()`;
-   * the hot path instead looks up a child by a short key (one string concat).
+   * Decision counts by reason, then [deny/allow × dry-run/enforced] (no string built per
+   * Check), flushed to prom-client when the registry is read.
    */
-  private readonly decisionChildren = new Map<string, DecisionChild>();
+  private readonly decisionChildren = new Map<ReasonCode, (PendingCount | undefined)[]>();
   private readonly bufferedProbes = new Map<EventSinkName, () => number>();
 
   constructor(opts: MetricsOptions) {
@@ -78,18 +159,25 @@ export class Metrics implements DecisionMetrics {
       help: 'Check decisions by real decision and reason; enforced="false" in dry-run (answered allow).',
       labelNames: ['decision', 'reason', 'enforced'] as const,
       registers,
+      collect: () => {
+        for (const slots of this.decisionChildren.values()) for (const c of slots) c?.flush();
+      },
     });
-    this.duration = new Histogram({
-      name: 'hopguard_check_duration_seconds',
-      help: 'Time from receiving a Check to handing its answer to gRPC.',
-      buckets: [...CHECK_DURATION_BUCKETS],
-      registers,
-    });
+    this.duration = new DurationHistogram(
+      'hopguard_check_duration_seconds',
+      'Time from receiving a Check to handing its answer to gRPC.',
+      CHECK_DURATION_BUCKETS,
+    );
+    registry.registerMetric(this.duration as unknown as Parameters<Registry['registerMetric']>[0]);
     this.cacheLookups = new Counter({
       name: 'hopguard_token_cache_lookups_total',
       help: 'Verified-token cache lookups by result (hit, miss).',
       labelNames: ['result'] as const,
       registers,
+      collect: () => {
+        this.cacheHit.flush();
+        this.cacheMiss.flush();
+      },
     });
     this.jwksRefreshes = new Counter({
       name: 'hopguard_jwks_refreshes_total',
@@ -165,10 +253,12 @@ export class Metrics implements DecisionMetrics {
 
     // Zero series for the counters SREs alert on, so rate() and absent() work from the start.
     for (const r of ALL_REASONS) this.decisionChild(isAllowReason(r), r, true);
-    this.cacheHit = this.cacheLookups.labels('hit');
-    this.cacheMiss = this.cacheLookups.labels('miss');
-    this.cacheHit.inc(0);
-    this.cacheMiss.inc(0);
+    const hit = this.cacheLookups.labels('hit');
+    const miss = this.cacheLookups.labels('miss');
+    hit.inc(0);
+    miss.inc(0);
+    this.cacheHit = new PendingCount(hit);
+    this.cacheMiss = new PendingCount(miss);
     this.configReloads.inc({ result: 'applied' }, 0);
     this.configReloads.inc({ result: 'rejected' }, 0);
     this.eventsSampledOut.inc(0);
@@ -202,13 +292,19 @@ export class Metrics implements DecisionMetrics {
     if (Number.isFinite(latencySeconds) && latencySeconds >= 0) this.duration.observe(latencySeconds);
   }
 
-  private decisionChild(allow: boolean, reason: ReasonCode, enforced: boolean): DecisionChild {
-    const key = `${allow ? 'a' : 'd'}${enforced ? 't' : 'f'}${reason}`;
-    let child = this.decisionChildren.get(key);
+  private decisionChild(allow: boolean, reason: ReasonCode, enforced: boolean): PendingCount {
+    let slots = this.decisionChildren.get(reason);
+    if (slots === undefined) {
+      slots = [undefined, undefined, undefined, undefined];
+      this.decisionChildren.set(reason, slots);
+    }
+    const i = (allow ? 2 : 0) + (enforced ? 1 : 0);
+    let child = slots[i];
     if (child === undefined) {
-      child = this.decisions.labels(allow ? 'allow' : 'deny', reason, enforced ? 'true' : 'false');
-      child.inc(0); // materialize the series at 0
-      this.decisionChildren.set(key, child);
+      const series = this.decisions.labels(allow ? 'allow' : 'deny', reason, enforced ? 'true' : 'false');
+      series.inc(0); // materialize the series at 0
+      child = new PendingCount(series);
+      slots[i] = child;
     }
     return child;
   }

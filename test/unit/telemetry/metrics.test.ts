@@ -1,9 +1,12 @@
+import fc from 'fast-check';
+import { Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { ALL_REASONS } from '../../../src/core/reasons.js';
-import { CHECK_DURATION_BUCKETS, Metrics } from '../../../src/telemetry/metrics.js';
+import { CHECK_DURATION_BUCKETS, DurationHistogram, Metrics } from '../../../src/telemetry/metrics.js';
 import { REFRESH_RESULTS } from '../../../src/token/sources.js';
 
 const ISS = 'https://sts.prod.example.org';
+const SEED = process.env['FUZZ_SEED'] ? { seed: Number(process.env['FUZZ_SEED']) } : {};
 
 function m(issuers: string[] = [ISS]): Metrics {
   return new Metrics({ version: '9.9.9', issuers, defaultMetrics: false });
@@ -178,5 +181,73 @@ describe('keys, cache, reloads', () => {
     const x = m();
     x.eventsSampled(4);
     expect((await series(x, 'hopguard_events_sampled_out_total')).get('hopguard_events_sampled_out_total')).toBe(4);
+  });
+});
+
+describe('hot-path counting (pending counts, DurationHistogram)', () => {
+  /** The exposition of a prom-client Histogram and of ours, fed the same values in order. */
+  async function both(values: readonly number[]): Promise<[string, string]> {
+    const theirs = new Registry();
+    const h = new Histogram({ name: 'x_seconds', help: 'h', buckets: [...CHECK_DURATION_BUCKETS], registers: [theirs] });
+    const ours = new Registry();
+    const d = new DurationHistogram('x_seconds', 'h', CHECK_DURATION_BUCKETS);
+    ours.registerMetric(d as unknown as Parameters<Registry['registerMetric']>[0]);
+    for (const v of values) {
+      h.observe(v);
+      d.observe(v);
+    }
+    return [await theirs.metrics(), await ours.metrics()];
+  }
+
+  it('DurationHistogram exposes exactly what a prom-client Histogram would (bounds, zero, huge)', async () => {
+    const edges = [0, ...CHECK_DURATION_BUCKETS, ...CHECK_DURATION_BUCKETS.map((b) => b * 1.0000001), 1e9, 0.1 + 0.2];
+    const [theirs, ours] = await both(edges);
+    expect(ours).toBe(theirs);
+    expect(ours).toContain('x_seconds_bucket{le="0.00005"} 2'); // 0 and the bound itself
+    expect(ours).toContain(`x_seconds_count ${edges.length}`);
+  });
+
+  it('property: any sequence of latencies gives the same exposition (sum order included)', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.double({ min: 0, max: 10, noNaN: true }), { maxLength: 200 }), async (vs) => {
+        const [theirs, ours] = await both(vs);
+        expect(ours).toBe(theirs);
+      }),
+      { numRuns: 200, ...SEED },
+    );
+  });
+
+  it('DurationHistogram: JSON output and registry reset work as for built-in metrics', async () => {
+    const r = new Registry();
+    const d = new DurationHistogram('y_seconds', 'h', [0.1, 1]);
+    r.registerMetric(d as unknown as Parameters<Registry['registerMetric']>[0]);
+    d.observe(0.05);
+    d.observe(5);
+    const [json] = await r.getMetricsAsJSON();
+    expect(json?.type).toBe('histogram');
+    expect(json?.values.find((v) => (v as { metricName?: string }).metricName === 'y_seconds_count')?.value).toBe(2);
+    r.resetMetrics();
+    expect(await r.metrics()).toContain('y_seconds_count 0');
+  });
+
+  it('counts made between reads are all there at the next read, and only once', async () => {
+    const x = m();
+    const key = 'hopguard_decisions_total{decision="allow",reason="granted",enforced="true"}';
+    for (let i = 0; i < 5; i++) x.decision(true, 'granted', true, 0.0001);
+    x.tokenCacheLookup('hit');
+    expect((await series(x, 'hopguard_decisions_total')).get(key)).toBe(5);
+    expect((await series(x, 'hopguard_decisions_total')).get(key)).toBe(5); // a second read adds nothing
+    x.decision(true, 'granted', true, 0.0001);
+    x.tokenCacheLookup('hit');
+    x.tokenCacheLookup('miss');
+    expect((await series(x, 'hopguard_decisions_total')).get(key)).toBe(6);
+    const c = await series(x, 'hopguard_token_cache_lookups_total');
+    expect(c.get('hopguard_token_cache_lookups_total{result="hit"}')).toBe(2);
+    expect(c.get('hopguard_token_cache_lookups_total{result="miss"}')).toBe(1);
+    // getMetricsAsJSON flushes too (it is how other tooling reads a registry).
+    x.decision(false, 'bad_signature', false, 0.0001);
+    const [fam] = (await x.registry.getMetricsAsJSON()).filter((f) => f.name === 'hopguard_decisions_total');
+    const v = fam?.values.find((e) => e.labels['reason'] === 'bad_signature' && e.labels['enforced'] === 'false');
+    expect(v?.value).toBe(1);
   });
 });
