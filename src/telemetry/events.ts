@@ -86,9 +86,7 @@ function isoTime(ms: number): string {
  * strings with a single scan in the common case where nothing needs escaping.
  */
 export function serializeDecisionEvent(ev: DecisionEvent): string {
-  let actors = '[';
-  for (let i = 0; i < ev.actors.length; i++) actors += (i === 0 ? '' : ',') + quote(ev.actors[i] as string);
-  actors += ']';
+  const actors = actorsJson(ev.actors);
   return (
     '{"event":"hopguard.decision","v":1,"ts":' +
     quote(ev.ts) +
@@ -97,7 +95,7 @@ export function serializeDecisionEvent(ev: DecisionEvent): string {
     ',"enforced":' +
     (ev.enforced ? 'true' : 'false') +
     ',"reason":' +
-    quote(ev.reason) +
+    memoQuote(0, ev.reason) +
     ',"status":' +
     num(ev.status) +
     ',"request_id":' +
@@ -105,31 +103,71 @@ export function serializeDecisionEvent(ev: DecisionEvent): string {
     ',"trace_id":' +
     quote(ev.trace_id) +
     ',"method":' +
-    quote(ev.method) +
+    memoQuote(1, ev.method) +
     ',"path":' +
-    quote(ev.path) +
+    memoQuote(2, ev.path) +
     ',"workload":' +
-    quote(ev.workload) +
+    memoQuote(3, ev.workload) +
     ',"caller":' +
-    nullable(ev.caller) +
+    memoNullable(4, ev.caller) +
     ',"iss":' +
-    nullable(ev.iss) +
+    memoNullable(5, ev.iss) +
     ',"kid":' +
-    nullable(ev.kid) +
+    memoNullable(6, ev.kid) +
     ',"sub":' +
-    nullable(ev.sub) +
+    memoNullable(7, ev.sub) +
     ',"actors":' +
     actors +
     ',"jti":' +
-    nullable(ev.jti) +
+    memoNullable(8, ev.jti) +
     ',"txn":' +
-    nullable(ev.txn) +
+    memoNullable(9, ev.txn) +
     ',"token_sha256":' +
-    nullable(ev.token_sha256) +
+    memoNullable(10, ev.token_sha256) +
     ',"latency_us":' +
     num(ev.latency_us) +
     '}\n'
   );
+}
+
+// Memo of the last value each field was quoted from. Consecutive events mostly repeat their
+// fields (workload, caller, path, issuer, subject, actors, the token's hash when a caller
+// reuses its token), so the escape scan and the quoting concatenation run once per change
+// instead of once per event. `===` on strings compares contents, so a hit is exact.
+const MEMO_FIELDS = 11;
+const UNSET: unique symbol = Symbol('unset');
+const memoIn: (string | null | typeof UNSET)[] = new Array<string | null | typeof UNSET>(MEMO_FIELDS).fill(UNSET);
+const memoOut: string[] = new Array<string>(MEMO_FIELDS).fill('');
+function memoQuote(slot: number, s: string): string {
+  if (typeof s !== 'string') return quote(s); // never by the types; not worth a memo
+  if (memoIn[slot] === s) return memoOut[slot] as string;
+  const out = quote(s);
+  memoIn[slot] = s;
+  memoOut[slot] = out;
+  return out;
+}
+function memoNullable(slot: number, s: string | null): string {
+  if (typeof s !== 'string' && s !== null) return nullable(s);
+  if (memoIn[slot] === s) return memoOut[slot] as string;
+  const out = nullable(s);
+  memoIn[slot] = s;
+  memoOut[slot] = out;
+  return out;
+}
+// Actors: reused by identity only for a frozen array (the audit facts of a cached token are
+// frozen and shared); anything else is serialized afresh.
+let lastActors: readonly string[] | undefined;
+let lastActorsJson = '[]';
+function actorsJson(actors: readonly string[]): string {
+  if (actors === lastActors) return lastActorsJson;
+  let out = '[';
+  for (let i = 0; i < actors.length; i++) out += (i === 0 ? '' : ',') + quote(actors[i] as string);
+  out += ']';
+  if (Object.isFrozen(actors)) {
+    lastActors = actors;
+    lastActorsJson = out;
+  }
+  return out;
 }
 
 /** Characters JSON.stringify would escape: quote, backslash, controls, any surrogate (lone ones become \uXXXX). */

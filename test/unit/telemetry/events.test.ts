@@ -269,6 +269,53 @@ describe('serializeDecisionEvent', () => {
     );
   });
 
+  it('a stream of events whose fields repeat, change and come back (field memos) is exact', () => {
+    // Small pools make consecutive events share most fields, as real traffic does; the
+    // frozen actors arrays are the only ones reused by identity.
+    const pick = <T,>(xs: readonly T[]): fc.Arbitrary<T> => fc.constantFrom(...xs);
+    const words = ['a', 'b"c', '', '\u2028', 'spiffe://x/y'] as const;
+    const frozenActors = [Object.freeze(['p', 'q']), Object.freeze([] as string[]), Object.freeze(['r"'])];
+    const repeating: fc.Arbitrary<DecisionEvent> = fc.record({
+      event: fc.constant('hopguard.decision' as const),
+      v: fc.constant(1 as const),
+      ts: pick(words),
+      decision: fc.constantFrom('allow' as const, 'deny' as const),
+      enforced: fc.boolean(),
+      reason: pick(words),
+      status: fc.constantFrom(200, 403),
+      request_id: pick(words),
+      trace_id: pick(words),
+      method: pick(words),
+      path: pick(words),
+      workload: pick(words),
+      caller: pick([...words, null]),
+      iss: pick([...words, null]),
+      kid: pick([...words, null]),
+      sub: pick([...words, null]),
+      actors: fc.oneof(pick(frozenActors), fc.array(pick(words), { maxLength: 2 })),
+      jti: pick([...words, null]),
+      txn: pick([...words, null]),
+      token_sha256: pick([...words, null]),
+      latency_us: fc.constantFrom(1, 2.5),
+    });
+    fc.assert(
+      fc.property(fc.array(repeating, { minLength: 1, maxLength: 30 }), (evs) => {
+        for (const ev of evs) expect(serializeDecisionEvent(ev)).toBe(JSON.stringify(ev) + '\n');
+      }),
+      { numRuns: 500, ...SEED },
+    );
+  });
+
+  it('an unfrozen actors array that changes between events is serialized afresh', () => {
+    const base = buildDecisionEvent(req(), ALLOW, { workload: WORKLOAD, tsMs: 1000, latencyUs: 1 });
+    const actors = ['one'];
+    const first = serializeDecisionEvent({ ...base, actors });
+    actors.push('two');
+    const second = serializeDecisionEvent({ ...base, actors });
+    expect(JSON.parse(first).actors).toEqual(['one']);
+    expect(JSON.parse(second).actors).toEqual(['one', 'two']);
+  });
+
   it('a built event serializes like the generic path', () => {
     const ev = buildDecisionEvent(req({ requestId: 'a"b\\c\n' }), DENY, { workload: WORKLOAD, tsMs: 1_700_000_000_123, latencyUs: 12.6 });
     expect(serializeDecisionEvent(ev)).toBe(JSON.stringify(ev) + '\n');
