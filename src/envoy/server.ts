@@ -81,17 +81,20 @@ const INTERNAL_ERROR_OUTCOME: Outcome = Object.freeze({
 });
 
 export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServerHandle> {
-  // channelz stays on although hopguard serves no channelz service: with
-  // 'grpc.enable_channelz': 0, grpc-js 1.14 no longer tracks sessions for forceShutdown,
-  // so a hung Check would outlive shutdown.grace (envoy-server.test.ts catches it).
-  const serverOptions: grpc.ServerOptions = {};
+  // No channelz: hopguard serves no channelz service, and its per-call bookkeeping (a
+  // tracker, listeners and counters on every stream) was ~2% of a cached Check. Without it,
+  // grpc-js 1.14's forceShutdown no longer destroys open sessions, so shutdown answers any
+  // Check still unanswered at the end of the grace period itself (internal_error, as for
+  // any fault): its stream then ends and the sessions close (envoy-server.test.ts).
+  const serverOptions: grpc.ServerOptions = { 'grpc.enable_channelz': 0 };
   if (opts.maxReceiveMessageLength !== undefined) {
     serverOptions['grpc.max_receive_message_length'] = opts.maxReceiveMessageLength;
   }
   const server = new grpc.Server(serverOptions);
   const health = createHealthService(opts.health);
 
-  server.addService(leanAuthorizationService, { Check: checkHandler(opts) });
+  const inFlight = new Set<InFlight>();
+  server.addService(leanAuthorizationService, { Check: checkHandler(opts, inFlight) });
   server.addService(healthServiceDefinition, health.implementation);
 
   // Insecure (plaintext) on purpose: hopguard is a sidecar and Envoy calls it over
@@ -114,9 +117,18 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
       shuttingDown ??= new Promise<void>((resolve) => {
         opts.health.setServing(false);
         health.close();
-        const timer = setTimeout(() => server.forceShutdown(), Math.max(0, graceMs));
+        let backstop: NodeJS.Timeout | undefined;
+        const timer = setTimeout(() => {
+          answerHung(opts, inFlight);
+          server.forceShutdown();
+          // The answers above end every stream, so tryShutdown completes; should a session
+          // still not close, shutdown must not wait for it forever.
+          backstop = setTimeout(resolve, FORCE_BACKSTOP_MS);
+          backstop.unref();
+        }, Math.max(0, graceMs));
         server.tryShutdown(() => {
           clearTimeout(timer);
+          if (backstop !== undefined) clearTimeout(backstop);
           resolve();
         });
       });
@@ -125,7 +137,29 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
   };
 }
 
-function checkHandler(opts: GrpcServerOptions): grpc.handleUnaryCall<CheckRequestMsg, CheckResponseMsg> {
+/** After the grace period: how long shutdown waits for sessions to close before resolving. */
+const FORCE_BACKSTOP_MS = 1000;
+
+/** A Check waiting for an asynchronous decision (the only kind that can hang). */
+interface InFlight {
+  readonly msg: CheckRequestMsg;
+  readonly req: HopRequest;
+  readonly callback: grpc.sendUnaryData<CheckResponseMsg>;
+  readonly started: bigint;
+  done: boolean;
+}
+
+/** shutdown.grace is over: every Check still waiting is answered internal_error now. */
+function answerHung(opts: GrpcServerOptions, inFlight: Set<InFlight>): void {
+  for (const c of inFlight) {
+    c.done = true;
+    fault(opts, new Error('shutdown.grace expired before this Check was decided: answered internal_error'));
+    finish(opts, c.msg, c.req, FAULTED, c.callback, c.started);
+  }
+  inFlight.clear();
+}
+
+function checkHandler(opts: GrpcServerOptions, inFlight: Set<InFlight>): grpc.handleUnaryCall<CheckRequestMsg, CheckResponseMsg> {
   // Envoy's per-call timeout arrives as the gRPC deadline: grpc-js cancels the call and
   // drops a late answer, so a slow authorize needs no extra handling here; the decision
   // is still reported once it completes.
@@ -135,7 +169,7 @@ function checkHandler(opts: GrpcServerOptions): grpc.handleUnaryCall<CheckReques
       refuse(opts, callback, `request has more than ${maxHeaders} headers (limits.max_headers)`);
       return;
     }
-    answer(opts, call.request, callback);
+    answer(opts, call.request, callback, inFlight);
   };
 }
 
@@ -157,7 +191,12 @@ function refuse(opts: GrpcServerOptions, callback: grpc.sendUnaryData<CheckRespo
   callback({ code: grpc.status.RESOURCE_EXHAUSTED, details: detail }, null);
 }
 
-function answer(opts: GrpcServerOptions, msg: CheckRequestMsg, callback: grpc.sendUnaryData<CheckResponseMsg>): void {
+function answer(
+  opts: GrpcServerOptions,
+  msg: CheckRequestMsg,
+  callback: grpc.sendUnaryData<CheckResponseMsg>,
+  inFlight: Set<InFlight>,
+): void {
   const started = process.hrtime.bigint();
   let req: HopRequest | undefined;
   let pending: Outcome | Promise<Outcome>;
@@ -170,12 +209,22 @@ function answer(opts: GrpcServerOptions, msg: CheckRequestMsg, callback: grpc.se
     return;
   }
   if (pending instanceof Promise) {
-    const r = req;
+    // Tracked until decided, so shutdown can answer it if it never is (see answerHung).
+    const c: InFlight = { msg, req, callback, started, done: false };
+    inFlight.add(c);
     pending.then(
-      (o) => finish(opts, msg, r, o, callback, started),
+      (o) => {
+        if (c.done) return; // already answered by shutdown
+        c.done = true;
+        inFlight.delete(c);
+        finish(opts, msg, c.req, o, callback, started);
+      },
       (err: unknown) => {
+        if (c.done) return;
+        c.done = true;
+        inFlight.delete(c);
         fault(opts, err);
-        finish(opts, msg, r, FAULTED, callback, started);
+        finish(opts, msg, c.req, FAULTED, callback, started);
       },
     );
   } else {

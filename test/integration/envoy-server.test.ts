@@ -267,16 +267,30 @@ describe('ext_authz Check over the wire (official client)', () => {
     expect(decided[0]![1].decision.reason).toBe('granted');
   });
 
-  it('shutdown with a hung Check resolves after the grace period', async () => {
-    const { auth, handle: h } = await start({ authorize: () => new Promise<Outcome>(() => {}) });
+  it('shutdown with a hung Check answers it internal_error at the end of the grace period', async () => {
+    let release!: (o: Outcome) => void;
+    const { auth, handle: h, decided, errors } = await start({
+      authorize: () => new Promise<Outcome>((r) => (release = r)),
+    });
     const pending = call(auth, 'Check', checkRequest({}), 10_000);
-    await new Promise((r) => setTimeout(r, 50)); // let the call reach the handler
+    await vi.waitFor(() => expect(release).toBeDefined()); // the call reached the handler
     const t0 = Date.now();
     await h.shutdown(150);
     handle = undefined;
-    expect(Date.now() - t0).toBeLessThan(5_000);
-    const { err } = await pending;
-    expect(err).not.toBeNull(); // cancelled by forceShutdown: Envoy fails closed on it
+    const took = Date.now() - t0;
+    expect(took).toBeGreaterThanOrEqual(140); // it waited for the grace period…
+    expect(took).toBeLessThan(2_000); // …and not for the hung decision
+    const { err, res } = await pending;
+    expect(err).toBeNull();
+    expect(res.status?.code).toBe(grpc.status.UNAVAILABLE);
+    expect(res.denied_response?.status?.code).toBe('ServiceUnavailable'); // HTTP 503
+    expect(JSON.parse(res.denied_response.body).reason).toBe('internal_error');
+    expect(decided.map((d) => d[1].decision.reason)).toEqual(['internal_error']);
+    expect(errors.map((e) => e[1])).toEqual(['check']);
+    // The decision arriving late changes nothing: no second answer, no second report.
+    release({ decision: allow('granted'), enforced: true, audit: AUDIT });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(decided).toHaveLength(1);
   });
 
   it('maxReceiveMessageLength bounds the request size', async () => {
