@@ -74,12 +74,27 @@ const memo = new WeakMap<object, Buffer>();
 export function encodeCheckResponse(msg: CheckResponseMsg): Buffer {
   pos = 0;
   if (msg === null || typeof msg !== 'object') throw new EncodeError('CheckResponse is not an object');
+  // A frozen response (response.ts shares one per cached token's allow) is encoded once.
+  // The caller gets its own copy: nothing it does to the Buffer can reach the memo.
+  if (Object.isFrozen(msg)) {
+    let bytes = memo.get(msg);
+    if (bytes === undefined) {
+      body(msg);
+      bytes = Buffer.from(buf.subarray(0, pos));
+      memo.set(msg, bytes);
+    }
+    return Buffer.from(bytes);
+  }
+  body(msg);
+  // One copy out of the scratch buffer: grpc-js keeps the Buffer until the write completes.
+  return Buffer.from(buf.subarray(0, pos));
+}
+
+function body(msg: CheckResponseMsg): void {
   if (present(msg.status)) message(T_LEN_1, msg.status, status);
   if (present(msg.denied_response)) message(T_LEN_2, msg.denied_response as DeniedHttpResponseMsg, denied);
   if (present(msg.ok_response)) message(T_LEN_3, msg.ok_response as OkHttpResponseMsg, ok);
   if (present(msg.dynamic_metadata)) message(T_LEN_4, msg.dynamic_metadata as StructMsg, struct);
-  // One copy out of the scratch buffer: grpc-js keeps the Buffer until the write completes.
-  return Buffer.from(buf.subarray(0, pos));
 }
 
 function present(v: unknown): boolean {

@@ -39,19 +39,17 @@ export function toCheckResponse(outcome: Outcome, req: HopRequest, opts: Respons
   // explicit `false` means dry-run.
   const allowed = decision.allow === true;
   const enforced = outcome.enforced !== false;
-  const dynamic_metadata = metadataOf(allowed, decision.reason, enforced, audit);
 
   // Dry-run: the real decision is logged and counted, the response is always allow.
   if (allowed || !enforced) {
     // Only a granted hop has verified facts to vouch for; exempt allows and dry-run
     // denies vouch for nothing (and must still strip spoofed inbound copies).
     const vouch = opts.upstreamHeaders && allowed && decision.reason === 'granted';
-    return {
-      status: { code: GRPC_OK },
-      ok_response: vouch ? vouchedOk(audit) : STRIP_ALL_OK,
-      dynamic_metadata,
-    };
+    return Object.isFrozen(audit)
+      ? sharedAllow(audit, decision.reason, allowed, enforced, vouch)
+      : allowResponse(audit, decision.reason, allowed, enforced, vouch);
   }
+  const dynamic_metadata = metadataOf(allowed, decision.reason, enforced, audit);
 
   const reason = decision.reason;
   const grpcCode = GRPC_STATUS_FOR_HTTP[decision.status];
@@ -61,6 +59,47 @@ export function toCheckResponse(outcome: Outcome, req: HopRequest, opts: Respons
     return internalErrorResponse(req.requestId);
   }
   return denyResponse(grpcCode, decision.status, reason as DenyReason, req.requestId, dynamic_metadata);
+}
+
+function allowResponse(audit: Audit, reason: string, allowed: boolean, enforced: boolean, vouch: boolean): CheckResponseMsg {
+  return {
+    status: { code: GRPC_OK },
+    ok_response: vouch ? vouchedOk(audit) : STRIP_ALL_OK,
+    dynamic_metadata: metadataOf(allowed, reason, enforced, audit),
+  };
+}
+
+/**
+ * An allow answer carries nothing from the request (a deny's body carries its id): only the
+ * decision and the token's audit facts. A cached token's facts are one frozen object shared
+ * by every Check that carries it (authorizer.ts), so its answer is built once per variant and
+ * deeply frozen, and encode.ts then encodes its bytes once too. Bounded to ALLOW_MEMO_MAX
+ * audits, cleared when full (as the other memos): it serves tokens that repeat.
+ */
+const ALLOW_MEMO_MAX = 1024;
+interface AllowVariant {
+  readonly reason: string;
+  readonly allowed: boolean;
+  readonly enforced: boolean;
+  readonly vouch: boolean;
+  readonly response: CheckResponseMsg;
+}
+const allowMemo = new Map<Audit, AllowVariant[]>();
+
+function sharedAllow(audit: Audit, reason: string, allowed: boolean, enforced: boolean, vouch: boolean): CheckResponseMsg {
+  let variants = allowMemo.get(audit);
+  if (variants !== undefined) {
+    for (const v of variants) {
+      if (v.reason === reason && v.allowed === allowed && v.enforced === enforced && v.vouch === vouch) return v.response;
+    }
+  } else {
+    if (allowMemo.size >= ALLOW_MEMO_MAX) allowMemo.clear();
+    variants = [];
+    allowMemo.set(audit, variants);
+  }
+  const response = deepFreeze(allowResponse(audit, reason, allowed, enforced, vouch));
+  variants.push({ reason, allowed, enforced, vouch, response });
+  return response;
 }
 
 /**

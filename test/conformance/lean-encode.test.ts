@@ -88,6 +88,31 @@ describe('lean encoder: every response hopguard builds is byte-identical to prot
     }
   });
 
+  it(`${cases.length} outcomes with frozen (cached-token) audits: shared answers, memoized bytes, same bytes`, () => {
+    for (const c of cases) {
+      const a = c.audit;
+      const frozen: Audit = Object.freeze({ ...a, ...(a.actors ? { actors: Object.freeze([...a.actors]) } : {}) });
+      const outcome: Outcome = { decision: c.d, enforced: c.enforced, audit: frozen };
+      for (let i = 0; i < 2; i++) {
+        const m = toCheckResponse(outcome, REQ, { upstreamHeaders: c.upstreamHeaders });
+        const ours = expectSameBytes(m);
+        expect(official(ours), c.name).toEqual(official(viaProtoLoader(m)));
+      }
+    }
+  });
+
+  it('a memoized (frozen) response comes back as a fresh copy each time', () => {
+    const audit: Audit = Object.freeze({ sub: 'user:alice', actors: Object.freeze(['spiffe://a/b']) });
+    const m = toCheckResponse({ decision: allow('granted'), enforced: true, audit }, REQ, { upstreamHeaders: true });
+    expect(Object.isFrozen(m)).toBe(true);
+    const first = encodeCheckResponse(m);
+    const pristine = Buffer.from(first);
+    first.fill(0);
+    const second = encodeCheckResponse(m);
+    expect(second).not.toBe(first);
+    expect(second.equals(pristine)).toBe(true);
+  });
+
   it('the same frozen constants encoded again (memoized) stay identical', () => {
     const m = toCheckResponse({ decision: deny('bad_signature'), enforced: true, audit: {} }, REQ, { upstreamHeaders: true });
     const first = encodeCheckResponse(m);

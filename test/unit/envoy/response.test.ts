@@ -231,3 +231,59 @@ describe('internalErrorResponse', () => {
     expect(JSON.parse(r.denied_response?.body ?? '').request_id).toBe('');
   });
 });
+
+describe('shared allow answers (frozen audit facts of a cached token)', () => {
+  const deepFrozen = (a: Audit): Audit => Object.freeze({ ...a, ...(a.actors ? { actors: Object.freeze([...a.actors]) } : {}) });
+  // Every allow-shaped variant: granted/exempt × enforced or dry-run deny × upstream headers on/off,
+  // for audits with and without each fact (and a control character that must not be vouched).
+  const audits: Audit[] = [FULL_AUDIT, {}, { sub: 'user:bob' }, { ...FULL_AUDIT, txn: 'bad\nvalue' }, { ...FULL_AUDIT, actors: [] }];
+  const variants: Array<[Decision, boolean]> = [
+    [allow('granted'), true],
+    [allow('granted'), false],
+    [allow('exempt'), true],
+    [deny('actor_mismatch'), false],
+  ];
+
+  it('equal to the answer built afresh, whatever the variant order', () => {
+    for (const a of audits) {
+      const frozen = deepFrozen(a);
+      for (const round of [0, 1]) {
+        const order = round === 0 ? variants : [...variants].reverse();
+        for (const [d, enforced] of order) {
+          for (const upstreamHeaders of [true, false]) {
+            const shared = toCheckResponse(outcome(d, frozen, enforced), req(), { upstreamHeaders });
+            const fresh = toCheckResponse(outcome(d, { ...a }, enforced), req(), { upstreamHeaders });
+            expect(shared).toEqual(fresh);
+            expect(Object.isFrozen(shared) && Object.isFrozen(shared.ok_response) && Object.isFrozen(shared.dynamic_metadata)).toBe(true);
+          }
+        }
+      }
+    }
+  });
+
+  it('the same variant of the same audit is one object; another variant or audit is not', () => {
+    const a = deepFrozen(FULL_AUDIT);
+    const r1 = toCheckResponse(outcome(allow('granted'), a), req('r1'), { upstreamHeaders: true });
+    const r2 = toCheckResponse(outcome(allow('granted'), a), req('r2'), { upstreamHeaders: true });
+    expect(r2).toBe(r1);
+    expect(toCheckResponse(outcome(allow('granted'), a, false), req(), { upstreamHeaders: true })).not.toBe(r1);
+    expect(toCheckResponse(outcome(allow('granted'), a), req(), { upstreamHeaders: false })).not.toBe(r1);
+    expect(toCheckResponse(outcome(allow('granted'), deepFrozen(FULL_AUDIT)), req(), { upstreamHeaders: true })).not.toBe(r1);
+  });
+
+  it('an unfrozen audit always gets a fresh answer (its facts could change)', () => {
+    const a: Audit = { ...FULL_AUDIT };
+    const r1 = toCheckResponse(outcome(allow('granted'), a), req(), { upstreamHeaders: true });
+    const r2 = toCheckResponse(outcome(allow('granted'), a), req(), { upstreamHeaders: true });
+    expect(r2).not.toBe(r1);
+    expect(r2).toEqual(r1);
+  });
+
+  it('denies are never shared: the body carries each request id', () => {
+    const a = deepFrozen(FULL_AUDIT);
+    const d1 = toCheckResponse(outcome(deny('actor_mismatch'), a), req('one'), { upstreamHeaders: true });
+    const d2 = toCheckResponse(outcome(deny('actor_mismatch'), a), req('two'), { upstreamHeaders: true });
+    expect(JSON.parse(d1.denied_response!.body!).request_id).toBe('one');
+    expect(JSON.parse(d2.denied_response!.body!).request_id).toBe('two');
+  });
+});
