@@ -80,7 +80,7 @@ export function encodeCheckResponse(msg: CheckResponseMsg): Buffer {
     let bytes = memo.get(msg);
     if (bytes === undefined) {
       body(msg);
-      bytes = Buffer.from(buf.subarray(0, pos));
+      bytes = ownCopy(0, pos);
       memo.set(msg, bytes);
     }
     return Buffer.from(bytes);
@@ -95,6 +95,17 @@ function body(msg: CheckResponseMsg): void {
   if (present(msg.denied_response)) message(T_LEN_2, msg.denied_response as DeniedHttpResponseMsg, denied);
   if (present(msg.ok_response)) message(T_LEN_3, msg.ok_response as OkHttpResponseMsg, ok);
   if (present(msg.dynamic_metadata)) message(T_LEN_4, msg.dynamic_metadata as StructMsg, struct);
+}
+
+/**
+ * Memoized bytes get their own allocation: Buffer.from would carve them out of Node's shared
+ * 8 KiB pool, and a few hundred bytes kept for as long as the memo lives would pin a whole
+ * pool slab each.
+ */
+function ownCopy(start: number, end: number): Buffer {
+  const out = Buffer.allocUnsafeSlow(end - start);
+  buf.copy(out, 0, start, end);
+  return out;
 }
 
 function present(v: unknown): boolean {
@@ -189,7 +200,7 @@ function message<T extends object>(tag: number, m: T, body: (m: T) => void): voi
     if (bytes === undefined) {
       const start = pos;
       body(m);
-      bytes = Buffer.from(buf.subarray(start, pos));
+      bytes = ownCopy(start, pos);
       memo.set(m, bytes);
       pos = start;
     }

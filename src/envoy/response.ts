@@ -72,9 +72,12 @@ function allowResponse(audit: Audit, reason: string, allowed: boolean, enforced:
 /**
  * An allow answer carries nothing from the request (a deny's body carries its id): only the
  * decision and the token's audit facts. A cached token's facts are one frozen object shared
- * by every Check that carries it (authorizer.ts), so its answer is built once per variant and
- * deeply frozen, and encode.ts then encodes its bytes once too. Bounded to ALLOW_MEMO_MAX
- * audits, cleared when full (as the other memos): it serves tokens that repeat.
+ * by every Check that carries it (authorizer.ts), so from its second Check on, its answer is
+ * built once per variant and deeply frozen, and encode.ts then encodes its bytes once too.
+ * The first Check only records the sighting: a stream of distinct tokens, each seen once,
+ * must not pay for freezing and memoizing answers nobody reuses (measured: +36 MB settled
+ * RSS with 100k distinct tokens when every answer was shared). Bounded to ALLOW_MEMO_MAX
+ * audits, cleared when full (as the other memos).
  */
 const ALLOW_MEMO_MAX = 1024;
 interface AllowVariant {
@@ -94,8 +97,8 @@ function sharedAllow(audit: Audit, reason: string, allowed: boolean, enforced: b
     }
   } else {
     if (allowMemo.size >= ALLOW_MEMO_MAX) allowMemo.clear();
-    variants = [];
-    allowMemo.set(audit, variants);
+    allowMemo.set(audit, []); // first sighting: remembered, not shared yet
+    return allowResponse(audit, reason, allowed, enforced, vouch);
   }
   const response = deepFreeze(allowResponse(audit, reason, allowed, enforced, vouch));
   variants.push({ reason, allowed, enforced, vouch, response });

@@ -93,7 +93,8 @@ describe('lean encoder: every response hopguard builds is byte-identical to prot
       const a = c.audit;
       const frozen: Audit = Object.freeze({ ...a, ...(a.actors ? { actors: Object.freeze([...a.actors]) } : {}) });
       const outcome: Outcome = { decision: c.d, enforced: c.enforced, audit: frozen };
-      for (let i = 0; i < 2; i++) {
+      for (let i = 0; i < 3; i++) {
+        // First Check of the token: its own answer; then the shared one: built, then memoized.
         const m = toCheckResponse(outcome, REQ, { upstreamHeaders: c.upstreamHeaders });
         const ours = expectSameBytes(m);
         expect(official(ours), c.name).toEqual(official(viaProtoLoader(m)));
@@ -103,6 +104,7 @@ describe('lean encoder: every response hopguard builds is byte-identical to prot
 
   it('a memoized (frozen) response comes back as a fresh copy each time', () => {
     const audit: Audit = Object.freeze({ sub: 'user:alice', actors: Object.freeze(['spiffe://a/b']) });
+    toCheckResponse({ decision: allow('granted'), enforced: true, audit }, REQ, { upstreamHeaders: true }); // first sighting
     const m = toCheckResponse({ decision: allow('granted'), enforced: true, audit }, REQ, { upstreamHeaders: true });
     expect(Object.isFrozen(m)).toBe(true);
     const first = encodeCheckResponse(m);

@@ -251,9 +251,12 @@ describe('shared allow answers (frozen audit facts of a cached token)', () => {
         const order = round === 0 ? variants : [...variants].reverse();
         for (const [d, enforced] of order) {
           for (const upstreamHeaders of [true, false]) {
-            const shared = toCheckResponse(outcome(d, frozen, enforced), req(), { upstreamHeaders });
             const fresh = toCheckResponse(outcome(d, { ...a }, enforced), req(), { upstreamHeaders });
-            expect(shared).toEqual(fresh);
+            for (let i = 0; i < 2; i++) {
+              const shared = toCheckResponse(outcome(d, frozen, enforced), req(), { upstreamHeaders });
+              expect(shared).toEqual(fresh);
+            }
+            const shared = toCheckResponse(outcome(d, frozen, enforced), req(), { upstreamHeaders });
             expect(Object.isFrozen(shared) && Object.isFrozen(shared.ok_response) && Object.isFrozen(shared.dynamic_metadata)).toBe(true);
           }
         }
@@ -261,11 +264,15 @@ describe('shared allow answers (frozen audit facts of a cached token)', () => {
     }
   });
 
-  it('the same variant of the same audit is one object; another variant or audit is not', () => {
+  it('a token seen once gets its own answer; from its second Check on, one shared frozen answer', () => {
     const a = deepFrozen(FULL_AUDIT);
+    const r0 = toCheckResponse(outcome(allow('granted'), a), req('r0'), { upstreamHeaders: true });
+    expect(Object.isFrozen(r0)).toBe(false); // distinct tokens, each seen once, are never frozen
     const r1 = toCheckResponse(outcome(allow('granted'), a), req('r1'), { upstreamHeaders: true });
     const r2 = toCheckResponse(outcome(allow('granted'), a), req('r2'), { upstreamHeaders: true });
+    expect(Object.isFrozen(r1)).toBe(true);
     expect(r2).toBe(r1);
+    expect(r1).toEqual(r0);
     expect(toCheckResponse(outcome(allow('granted'), a, false), req(), { upstreamHeaders: true })).not.toBe(r1);
     expect(toCheckResponse(outcome(allow('granted'), a), req(), { upstreamHeaders: false })).not.toBe(r1);
     expect(toCheckResponse(outcome(allow('granted'), deepFrozen(FULL_AUDIT)), req(), { upstreamHeaders: true })).not.toBe(r1);
