@@ -149,13 +149,25 @@ function stat(pid) {
   return { cpuUs: (ticks * 1e6) / CLK_TCK, rss };
 }
 
-async function startHopguard(cacheEntries = 10000) {
+/** Debian's libjemalloc2, found as the Dockerfile finds it (the image preloads it). */
+function debianJemalloc() {
+  try {
+    const files = execFileSync('dpkg', ['-L', 'libjemalloc2'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    return files.split('\n').find((f) => /\/libjemalloc\.so\.2$/.test(f));
+  } catch {
+    return undefined;
+  }
+}
+const JEMALLOC = debianJemalloc();
+
+async function startHopguard(cacheEntries = 10000, env = {}) {
   const cfg = path.join(dir, `hopguard-${cacheEntries}.yaml`);
   writeFileSync(cfg, hopguardConfig(cacheEntries));
   // Decision events go to /dev/null: still built and written, as in production.
   const nodeArgs = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF)}`] : [];
   const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'dist/main.js'), 'serve', '--config', cfg], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...env },
   });
   const ports = await new Promise((resolve, reject) => {
     let buf = '';
@@ -326,15 +338,12 @@ const stop = (s) =>
   });
 await Promise.all([hg, ok, jose].map(stop));
 
-let memory;
-if (want('memory')) {
-  const big = await startHopguard(N_MEMORY);
+// The memory case runs once per allocator: glibc's malloc (plain `node dist/main.js`) and,
+// when Debian's libjemalloc2 is installed, jemalloc as the Docker image preloads it.
+const memory = [];
+async function memoryCase(allocator, frames) {
+  const big = await startHopguard(N_MEMORY, allocator === 'jemalloc' ? { LD_PRELOAD: JEMALLOC } : {});
   const idle = stat(big.child.pid).rss / 2 ** 20;
-  process.stderr.write(`bench: minting ${N_MEMORY} tokens for the memory case…\n`);
-  const frames = [];
-  for (let i = 0; i < N_MEMORY; i += 5000) {
-    frames.push(...(await Promise.all(Array.from({ length: Math.min(5000, N_MEMORY - i) }, async () => frame(await mint())))));
-  }
   const r = await drive({ port: big.port, frames, c: 4, m: 10, n: frames.length });
   if (r.grpcStatus['0'] !== frames.length) die(`memory case: not all allowed: ${JSON.stringify(r.grpcStatus)}`);
   await new Promise((res) => setTimeout(res, 2000));
@@ -350,7 +359,8 @@ if (want('memory')) {
   const metrics = await (await fetch(`http://127.0.0.1:${big.admin}/metrics`).catch(() => null))?.text?.();
   const misses = Number(/hopguard_token_cache_lookups_total\{result="miss"\} (\d+)/.exec(metrics ?? '')?.[1] ?? NaN);
   const gauge = (name) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([\\d.e+]+)$`, 'm').exec(metrics ?? '')?.[1] ?? NaN) / 2 ** 20;
-  memory = {
+  memory.push({
+    allocator,
     tokens: N_MEMORY,
     idleRssMb: idle,
     rssMb: afterLoadRss,
@@ -359,8 +369,19 @@ if (want('memory')) {
     heapUsedMb: gauge('nodejs_heap_size_used_bytes'),
     heapTotalMb: gauge('nodejs_heap_size_total_bytes'),
     externalMb: gauge('nodejs_external_memory_bytes'),
-  };
+  });
   await stop(big);
+}
+if (want('memory')) {
+  process.stderr.write(`bench: minting ${N_MEMORY} tokens for the memory case…\n`);
+  const frames = [];
+  for (let i = 0; i < N_MEMORY; i += 5000) {
+    frames.push(...(await Promise.all(Array.from({ length: Math.min(5000, N_MEMORY - i) }, async () => frame(await mint())))));
+  }
+  // The same distinct tokens for both allocators: each server starts with an empty cache.
+  await memoryCase('glibc', frames);
+  if (JEMALLOC !== undefined) await memoryCase('jemalloc', frames);
+  else process.stderr.write('bench: libjemalloc2 not installed (apt-get install -y libjemalloc2): memory case on glibc only\n');
 }
 jwksServer.close();
 
@@ -387,12 +408,12 @@ for (const c of cases) {
   lines.push(`per-round req/s ratios, ${c.name}: ${hg.rpsRatios.map((r) => fmt(r, 2)).join(' ')}`);
   if (process.env.BENCH_VERBOSE) for (const p of c.pairs) lines.push(`  ${p.server} req/s: ${p.rpsList.map((r) => fmt(r)).join(' ')}; CPU us/req: ${p.cpuList.map((r) => fmt(r)).join(' ')}`);
 }
-if (memory) {
+for (const m of memory) {
   lines.push('');
   lines.push(
-    `memory: ${memory.tokens} distinct cached tokens → RSS ${fmt(memory.rssMb)} MB right after the load, ` +
-      `${fmt(memory.settledRssMb)} MB lowest in the ${SETTLE_S} s idle window after (idle before the load ${fmt(memory.idleRssMb)} MB; ` +
-      `V8 heap used ${fmt(memory.heapUsedMb)} of ${fmt(memory.heapTotalMb)} MB, external ${fmt(memory.externalMb)} MB; cache misses counted: ${memory.cacheMisses})`,
+    `memory (${m.allocator === 'jemalloc' ? 'jemalloc, as the image runs' : "glibc malloc"}): ${m.tokens} distinct cached tokens → RSS ${fmt(m.rssMb)} MB right after the load, ` +
+      `${fmt(m.settledRssMb)} MB lowest in the ${SETTLE_S} s idle window after (idle before the load ${fmt(m.idleRssMb)} MB; ` +
+      `V8 heap used ${fmt(m.heapUsedMb)} of ${fmt(m.heapTotalMb)} MB, external ${fmt(m.externalMb)} MB; cache misses counted: ${m.cacheMisses})`,
   );
 }
 const report = lines.join('\n');

@@ -60,6 +60,21 @@ describe('Dockerfile', () => {
     expect(ops(final, 'ENV')).toContain('NODE_ENV=production');
   });
 
+  it('preloads jemalloc from one path on every architecture, installed before dropping root', () => {
+    const runs = ops(final, 'RUN').join('\n');
+    expect(runs).toContain('apt-get install -y --no-install-recommends libjemalloc2');
+    expect(runs).toContain('rm -rf /var/lib/apt/lists/*');
+    const link = /ln -s "\$\(dpkg -L libjemalloc2 \| grep '([^']+)'\)" (\S+)/.exec(runs);
+    expect(link?.[2]).toBe('/usr/local/lib/libjemalloc.so.2');
+    expect(ops(final, 'ENV')).toContain(`LD_PRELOAD=${link?.[2]}`);
+    const order = final.map((i) => i.op);
+    expect(order.indexOf('RUN')).toBeLessThan(order.indexOf('USER'));
+    // The grep picks exactly the library out of the package's file list (x86_64 and arm64).
+    const pick = new RegExp(link?.[1] ?? '^$');
+    const listing = ['/.', '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2', '/usr/share/doc/libjemalloc2/copyright', '/usr/lib/aarch64-linux-gnu/libjemalloc.so.2'];
+    expect(listing.filter((f) => pick.test(f))).toEqual(['/usr/lib/x86_64-linux-gnu/libjemalloc.so.2', '/usr/lib/aarch64-linux-gnu/libjemalloc.so.2']);
+  });
+
   it('runs as a numeric non-root user', () => {
     const users = ops(final, 'USER');
     expect(users).toHaveLength(1);

@@ -7,11 +7,13 @@
  *      `npm ci --omit=dev --ignore-scripts` (the Dockerfile's command);
  *   3. start `node dist/main.js serve --config …` from there (the image's ENTRYPOINT + CMD)
  *      and talk to it as Envoy does: grpc.health.v1 and an ext_authz Check, over loopback.
+ *      Like the image, it runs on jemalloc (LD_PRELOAD) when Debian's libjemalloc2 is
+ *      installed, found the way the Dockerfile finds it (.ci/run installs it).
  *
  * `npm ci` reads packages from the local npm cache first (--prefer-offline); it reaches the
  * registry only for a package missing from the cache.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -25,6 +27,17 @@ import { officialClient, type OfficialCheckResponse } from '../helpers/envoy.js'
 import { ROOT } from './k8s.js';
 
 const run = promisify(execFile);
+
+/** The Dockerfile's lookup: the file of Debian's libjemalloc2 package, if installed. */
+function debianJemalloc(): string | undefined {
+  try {
+    const files = execFileSync('dpkg', ['-L', 'libjemalloc2'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    return files.split('\n').find((f) => /\/libjemalloc\.so\.2$/.test(f) && existsSync(f));
+  } catch {
+    return undefined;
+  }
+}
+const JEMALLOC = debianJemalloc();
 const require = createRequire(import.meta.url);
 
 const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
@@ -151,7 +164,12 @@ beforeAll(async () => {
   // The image's ENTRYPOINT + CMD, from the installed copy, with a minimal environment.
   child = spawn(process.execPath, ['dist/main.js', 'serve', '--config', path.join(tmp, 'hopguard.yaml')], {
     cwd: installed,
-    env: { PATH: process.env['PATH'] ?? '', NODE_ENV: 'production', HOPGUARD_WORKLOAD_ID: WORKLOAD },
+    env: {
+      PATH: process.env['PATH'] ?? '',
+      NODE_ENV: 'production',
+      HOPGUARD_WORKLOAD_ID: WORKLOAD,
+      ...(JEMALLOC !== undefined ? { LD_PRELOAD: JEMALLOC } : {}),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   ports = await waitForServing(child, 20_000);
@@ -250,6 +268,11 @@ describe('production install of the packed package (npm pack → npm ci --omit=d
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toMatch(/^hopguard_decisions_total\{[^}]*reason="granted"[^}]*\} 1$/m);
     expect(metrics).toContain(`hopguard_build_info{version="${pkg.version}"} 1`);
+  });
+
+  it.skipIf(JEMALLOC === undefined)('runs on jemalloc, as the image preloads it (needs Debian libjemalloc2)', () => {
+    const maps = readFileSync(`/proc/${child?.pid}/maps`, 'utf8');
+    expect(maps).toContain('libjemalloc.so.2');
   });
 
   it('stops cleanly on SIGTERM (what Kubernetes sends)', async () => {
