@@ -26,14 +26,16 @@ RUN npm run build
 FROM node:${NODE_VERSION}-slim AS runtime
 ENV NODE_ENV=production
 # jemalloc instead of glibc's malloc: after a burst of distinct tokens glibc keeps the freed
-# native memory resident (measured: ~40 MB of free chunks in its main arena, RSS 157 MB
-# settled with 100k cached tokens); jemalloc returns it (118 MB). bench/RESULTS.md has both
-# figures. A stable path for every architecture; unset LD_PRELOAD to run on glibc's malloc.
+# native memory resident (measured: ~40 MB of free chunks in its main arena, RSS ~160 MB
+# settled with 100k cached tokens); jemalloc returns it (~115 MB). Its background thread
+# purges on a timer, so an idle sidecar shrinks too (without it, 114–145 MB by run).
+# bench/RESULTS.md has the figures. One path on every architecture; unset LD_PRELOAD to run
+# on glibc's malloc.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libjemalloc2 \
  && rm -rf /var/lib/apt/lists/* \
  && ln -s "$(dpkg -L libjemalloc2 | grep '/libjemalloc\.so\.2$')" /usr/local/lib/libjemalloc.so.2
-ENV LD_PRELOAD=/usr/local/lib/libjemalloc.so.2
+ENV LD_PRELOAD=/usr/local/lib/libjemalloc.so.2 MALLOC_CONF=background_thread:true
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: no install script of any dependency runs in the image build.

@@ -66,7 +66,7 @@ describe('Dockerfile', () => {
     expect(runs).toContain('rm -rf /var/lib/apt/lists/*');
     const link = /ln -s "\$\(dpkg -L libjemalloc2 \| grep '([^']+)'\)" (\S+)/.exec(runs);
     expect(link?.[2]).toBe('/usr/local/lib/libjemalloc.so.2');
-    expect(ops(final, 'ENV')).toContain(`LD_PRELOAD=${link?.[2]}`);
+    expect(ops(final, 'ENV')).toContain(`LD_PRELOAD=${link?.[2]} MALLOC_CONF=background_thread:true`);
     const order = final.map((i) => i.op);
     expect(order.indexOf('RUN')).toBeLessThan(order.indexOf('USER'));
     // The grep picks exactly the library out of the package's file list (x86_64 and arm64).

@@ -168,7 +168,7 @@ beforeAll(async () => {
       PATH: process.env['PATH'] ?? '',
       NODE_ENV: 'production',
       HOPGUARD_WORKLOAD_ID: WORKLOAD,
-      ...(JEMALLOC !== undefined ? { LD_PRELOAD: JEMALLOC } : {}),
+      ...(JEMALLOC !== undefined ? { LD_PRELOAD: JEMALLOC, MALLOC_CONF: 'background_thread:true' } : {}),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -270,9 +270,12 @@ describe('production install of the packed package (npm pack → npm ci --omit=d
     expect(metrics).toContain(`hopguard_build_info{version="${pkg.version}"} 1`);
   });
 
-  it.skipIf(JEMALLOC === undefined)('runs on jemalloc, as the image preloads it (needs Debian libjemalloc2)', () => {
+  it.skipIf(JEMALLOC === undefined)('runs on jemalloc with its background thread, as the image does (needs Debian libjemalloc2)', () => {
     const maps = readFileSync(`/proc/${child?.pid}/maps`, 'utf8');
     expect(maps).toContain('libjemalloc.so.2');
+    // MALLOC_CONF=background_thread:true took effect: jemalloc's purging threads run.
+    const threads = readdirSync(`/proc/${child?.pid}/task`).map((t) => readFileSync(`/proc/${child?.pid}/task/${t}/comm`, 'utf8').trim());
+    expect(threads).toContain('jemalloc_bg_thd');
   });
 
   it('stops cleanly on SIGTERM (what Kubernetes sends)', async () => {
