@@ -22,7 +22,9 @@ import type {
  *
  * into the same CheckRequestMsg shape proto-loader produces for those fields. Everything else
  * (destination, metadata_context, tls_session, body, raw_body, time, unknown fields) is skipped
- * without allocating: a length-delimited field is skipped in O(1), whatever it nests.
+ * without allocating: a length-delimited field is skipped in O(1), whatever it nests. The
+ * server goes one step further (decodeCheckRequestFor): of `http.headers` it keeps only the
+ * names hopguard reads, and skips the other values undecoded.
  *
  * Semantics (protobuf's, except where marked *stricter* or *fail-closed*):
  * - Absent string fields stay absent; a map entry without key or value uses ''.
@@ -92,6 +94,8 @@ const I32 = 5;
 const EMPTY = Buffer.alloc(0);
 let buf: Buffer = EMPTY;
 let pos = 0;
+// The header filter of the decode in progress (decodeCheckRequestFor), or undefined: keep all.
+let keep: HeaderFilter | undefined;
 // The last map entry read by mapEntry() (two results without allocating a pair).
 let entryKey = '';
 let entryValue = '';
@@ -103,6 +107,55 @@ type Utf8SliceBuffer = Buffer & { utf8Slice(start: number, end: number): string 
 const UTF8_SLICE = typeof (Buffer.prototype as Partial<Utf8SliceBuffer>).utf8Slice === 'function';
 
 export function decodeCheckRequest(input: Uint8Array): CheckRequestMsg {
+  keep = undefined;
+  return decode(input);
+}
+
+/**
+ * Which `http.headers` entries a decode keeps: the names hopguard reads (its token headers,
+ * `x-request-id`, `traceparent`; Envoy sends them lower-case) and, so that toHopRequest's
+ * tolerance for callers that do not lower-case keys still sees them, every key with an ASCII
+ * upper-case letter. Built once per set of token header names; the per-key answer is memoized
+ * (the decoder hands out the same string for a repeated key).
+ */
+export class HeaderFilter {
+  private readonly names: ReadonlySet<string>;
+  private readonly memo = new Map<string, boolean>();
+
+  constructor(tokenHeaders: readonly string[]) {
+    this.names = new Set([...tokenHeaders.map((n) => n.toLowerCase()), 'x-request-id', 'traceparent']);
+  }
+
+  keeps(key: string): boolean {
+    let k = this.memo.get(key);
+    if (k === undefined) {
+      k = this.names.has(key) || ASCII_UPPER.test(key);
+      if (this.memo.size >= HEADER_FILTER_MEMO_MAX) this.memo.clear();
+      this.memo.set(key, k);
+    }
+    return k;
+  }
+}
+const ASCII_UPPER = /[A-Z]/;
+const HEADER_FILTER_MEMO_MAX = 1024;
+
+/**
+ * The server's decoder: like decodeCheckRequest, except that `http.headers` keeps only what
+ * `filter` keeps (the other values are skipped, never decoded: ~13 of an Envoy request's ~16)
+ * and `http.header_entries` counts every entry on the wire, for limits.max_headers (a
+ * repeated key counts each time, which is stricter than counting keys). toHopRequest reads
+ * exactly what it would read from a full decode (test/conformance/lean-decode.test.ts).
+ */
+export function decodeCheckRequestFor(input: Uint8Array, filter: HeaderFilter): CheckRequestMsg {
+  keep = filter;
+  try {
+    return decode(input);
+  } finally {
+    keep = undefined;
+  }
+}
+
+function decode(input: Uint8Array): CheckRequestMsg {
   buf = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   pos = 0;
   try {
@@ -178,7 +231,13 @@ function httpRequest(h: HttpRequestMsg, end: number): HttpRequestMsg {
         h.method = string(tag, end);
         break;
       case 3: {
-        mapEntry(lenEnd(tag, end));
+        const entryEnd = lenEnd(tag, end);
+        if (keep !== undefined) {
+          h.header_entries = (h.header_entries ?? 0) + 1;
+          if (!keptEntry(entryEnd, keep)) break;
+        } else {
+          mapEntry(entryEnd);
+        }
         const headers = (h.headers ??= {});
         // Fail closed on a duplicated key (see the module comment): keep both values.
         const v = Object.hasOwn(headers, entryKey) ? `${headers[entryKey]},${entryValue}` : entryValue;
@@ -252,6 +311,35 @@ function mapEntry(end: number): void {
   entryValue = v;
 }
 
+/**
+ * A `headers` entry under a filter: reads the key, notes where the value is, and decodes the
+ * value only when the key is kept (then sets entryKey / entryValue, as mapEntry does).
+ */
+function keptEntry(end: number, filter: HeaderFilter): boolean {
+  let k = '';
+  let vStart = -1;
+  let vEnd = -1;
+  while (pos < end) {
+    const tag = readTag(end);
+    switch (tag >>> 3) {
+      case 1:
+        k = string(tag, end);
+        break;
+      case 2:
+        vEnd = lenEnd(tag, end); // last one wins, as in mapEntry
+        vStart = pos;
+        pos = vEnd;
+        break;
+      default:
+        skipField(tag, end, 0);
+    }
+  }
+  if (!filter.keeps(k)) return false;
+  entryKey = k;
+  entryValue = vStart < 0 ? '' : stringAt(vStart, vEnd);
+  return true;
+}
+
 /** `map[k] = v`, except that `__proto__` becomes an own property instead of the prototype. */
 function setOwn(map: Record<string, string>, k: string, v: string): void {
   if (k === '__proto__') Object.defineProperty(map, k, { value: v, enumerable: true, writable: true, configurable: true });
@@ -263,11 +351,14 @@ function setOwn(map: Record<string, string>, k: string, v: string): void {
 
 function string(tag: number, end: number): string {
   const e = lenEnd(tag, end);
-  const len = e - pos;
-  const s =
-    len === 0 ? '' : len <= MEMO_MAX_BYTES ? memoString(pos, len) : len <= LONG_MAX_BYTES ? longMemoString(pos, len) : utf8(pos, e);
+  const s = stringAt(pos, e);
   pos = e;
   return s;
+}
+
+function stringAt(start: number, end: number): string {
+  const len = end - start;
+  return len === 0 ? '' : len <= MEMO_MAX_BYTES ? memoString(start, len) : len <= LONG_MAX_BYTES ? longMemoString(start, len) : utf8(start, end);
 }
 
 function utf8(start: number, end: number): string {

@@ -74,6 +74,12 @@ export interface HttpRequestMsg {
   id?: string;
   method?: string;
   headers?: Record<string, string>;
+  /**
+   * Not a proto field: set by the lean decoder when it kept only the headers hopguard reads
+   * (`decodeCheckRequestFor`), the number of `headers` entries on the wire, for
+   * `limits.max_headers`.
+   */
+  header_entries?: number;
   header_map?: HeaderMapMsg;
   path?: string;
   host?: string;

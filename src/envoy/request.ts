@@ -82,13 +82,18 @@ export function headerCount(msg: CheckRequestMsg, limit: number): number {
   const http = objOrUndef(objOrUndef(objOrUndef(msg)?.attributes?.request)?.http);
   let n = 0;
   const headers = objOrUndef(http?.headers);
-  if (headers !== undefined) {
+  const entries = http?.header_entries;
+  if (typeof entries === 'number') {
+    // The lean decoder kept only some headers and counted them all.
+    if (entries > limit) return limit + 1;
+    n = entries;
+  } else if (headers !== undefined) {
     for (const key in headers) {
       if (Object.hasOwn(headers, key) && ++n > limit) return n;
     }
   }
-  const entries = objOrUndef(http?.header_map)?.headers;
-  if (Array.isArray(entries)) n += entries.length;
+  const raw = objOrUndef(http?.header_map)?.headers;
+  if (Array.isArray(raw)) n += raw.length;
   return n;
 }
 

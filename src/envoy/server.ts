@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { deny } from '../core/decision.js';
 import type { HopRequest, Outcome } from '../core/types.js';
-import { decodeCheckRequest } from './decode.js';
+import { decodeCheckRequest, decodeCheckRequestFor, HeaderFilter } from './decode.js';
 import { encodeCheckResponse } from './encode.js';
 import { createHealthService, type HealthState } from './health.js';
 import {
@@ -60,17 +60,42 @@ export interface GrpcServerHandle {
  * the decoder (src/envoy/decode.ts) reads only the fields hopguard uses, and a malformed
  * message throws, which grpc-js answers with INTERNAL without calling the handler; the
  * encoder (src/envoy/encode.ts) writes the same bytes proto-loader would, without its
- * intermediate objects.
+ * intermediate objects. This one keeps every header; the server's own (serverCheckService)
+ * also skips the header values hopguard does not read.
  */
-export const leanAuthorizationService: grpc.ServiceDefinition = leanCheckDefinition(authorizationServiceDefinition);
+export const leanAuthorizationService: grpc.ServiceDefinition = leanCheckDefinition(authorizationServiceDefinition, decodeCheckRequest);
 
-function leanCheckDefinition(def: grpc.ServiceDefinition): grpc.ServiceDefinition {
+function leanCheckDefinition(def: grpc.ServiceDefinition, decode: (b: Buffer) => CheckRequestMsg): grpc.ServiceDefinition {
   const check = def['Check'];
   if (check === undefined) throw new Error('proto: Authorization.Check not found');
   return {
     ...def,
-    Check: { ...check, requestDeserialize: decodeCheckRequest, responseSerialize: encodeCheckResponse },
+    Check: { ...check, requestDeserialize: decode, responseSerialize: encodeCheckResponse },
   };
+}
+
+/**
+ * The server's Check codecs: headers filtered to the names hopguard reads, following
+ * `tokenHeaders()` across config reloads (the filter is rebuilt when the list changes).
+ */
+function serverCheckService(tokenHeaders: () => readonly string[]): grpc.ServiceDefinition {
+  let names: readonly string[] | undefined;
+  let filter: HeaderFilter | undefined;
+  return leanCheckDefinition(authorizationServiceDefinition, (b) => {
+    let current: readonly string[];
+    try {
+      current = tokenHeaders();
+    } catch {
+      // Decode everything; the handler reads tokenHeaders again and answers its fault
+      // with an internal_error deny that carries the request id.
+      return decodeCheckRequest(b);
+    }
+    if (current !== names || filter === undefined) {
+      filter = new HeaderFilter(current);
+      names = current;
+    }
+    return decodeCheckRequestFor(b, filter);
+  });
 }
 
 /** The outcome reported for a Check that faulted: enforced even in dry-run (fail closed). */
@@ -94,7 +119,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
   const health = createHealthService(opts.health);
 
   const inFlight = new Set<InFlight>();
-  server.addService(leanAuthorizationService, { Check: checkHandler(opts, inFlight) });
+  server.addService(serverCheckService(opts.tokenHeaders), { Check: checkHandler(opts, inFlight) });
   server.addService(healthServiceDefinition, health.implementation);
 
   // Insecure (plaintext) on purpose: hopguard is a sidecar and Envoy calls it over

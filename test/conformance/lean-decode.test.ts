@@ -4,6 +4,10 @@
  * proto-loader's generic decode of the same bytes does, whatever we skip; where the lean
  * decoder differs on purpose (duplicated header keys, repeated sub-messages, malformed
  * input) it differs towards a deny or an error, never towards an allow.
+ *
+ * Every comparison also runs the server's variant (decodeCheckRequestFor), which keeps only
+ * the headers hopguard reads: it must give the very same HopRequest, and a header count that
+ * is never lower.
  */
 import fc from 'fast-check';
 import type protobuf from 'protobufjs';
@@ -11,7 +15,14 @@ import { describe, expect, it } from 'vitest';
 import { Authorizer, type TokenVerifierLike } from '../../src/authorizer.js';
 import { selectToken } from '../../src/core/select.js';
 import type { HopRequest, Policy } from '../../src/core/types.js';
-import { DecodeError, MAX_GROUP_DEPTH, decodeCheckRequest, type DecodeErrorCode } from '../../src/envoy/decode.js';
+import {
+  DecodeError,
+  HeaderFilter,
+  MAX_GROUP_DEPTH,
+  decodeCheckRequest,
+  decodeCheckRequestFor,
+  type DecodeErrorCode,
+} from '../../src/envoy/decode.js';
 import {
   authorizationServiceDefinition,
   type AttributeContextMsg,
@@ -126,7 +137,32 @@ function expectSame(buf: Buffer, tokenHeaders: readonly string[] = H): CheckRequ
   expect(lean).toEqual(project(reference));
   expect(toHopRequest(lean, tokenHeaders)).toEqual(toHopRequest(reference, tokenHeaders));
   for (const limit of [0, 1, 3, 16, 1000]) expect(headerCount(lean, limit)).toBe(headerCount(reference, limit));
+  expectFilteredSame(buf, lean, tokenHeaders);
   return lean;
+}
+
+/**
+ * The server's decoder: the full decode with `headers` reduced to what the filter keeps,
+ * plus the wire count of header entries; the same HopRequest; a header count never below
+ * proto-loader's (equal unless a key repeats, which only a hand-made message does).
+ */
+function expectFilteredSame(buf: Buffer, lean: CheckRequestMsg, tokenHeaders: readonly string[]): void {
+  const filter = new HeaderFilter(tokenHeaders);
+  const filtered = decodeCheckRequestFor(buf, filter);
+  const http = lean.attributes?.request?.http;
+  const fhttp = filtered.attributes?.request?.http;
+  const kept = Object.entries(http?.headers ?? {}).filter(([k]) => filter.keeps(k));
+  expect(Object.entries(fhttp?.headers ?? {})).toEqual(kept);
+  const { headers: _h, header_entries: entries, ...rest } = fhttp ?? {};
+  const { headers: _l, ...leanRest } = http ?? {};
+  expect(rest).toEqual(leanRest);
+  expect(entries ?? 0).toBeGreaterThanOrEqual(Object.keys(http?.headers ?? {}).length);
+  expect({ ...filtered, attributes: { ...filtered.attributes, request: undefined } }).toEqual({
+    ...lean,
+    attributes: { ...lean.attributes, request: undefined },
+  });
+  expect(toHopRequest(filtered, tokenHeaders)).toEqual(toHopRequest(lean, tokenHeaders));
+  for (const limit of [0, 1, 3, 16, 1000]) expect(headerCount(filtered, limit)).toBeGreaterThanOrEqual(headerCount(lean, limit));
 }
 
 function decodeError(buf: Buffer): DecodeError {
@@ -288,6 +324,41 @@ describe('lean decode = proto-loader decode, official encodings (table)', () => 
       requestId: 'rid-1',
       traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
     });
+  });
+
+  it("the server's decoder keeps only the headers hopguard reads, and counts them all", () => {
+    const buf = encodeOfficial({
+      attributes: {
+        source: { principal: CALLER },
+        request: {
+          http: {
+            method: 'POST',
+            path: '/p',
+            headers: { ':authority': 'a', ':path': '/p', 'user-agent': 'u', 'delegation-token': TOKEN, 'x-request-id': 'rid', traceparent: 't', 'Mixed-Case': 'm' },
+          },
+        },
+      },
+    });
+    const filtered = decodeCheckRequestFor(buf, new HeaderFilter(H));
+    expect(filtered.attributes?.request?.http?.headers).toEqual({ 'delegation-token': TOKEN, 'x-request-id': 'rid', traceparent: 't', 'Mixed-Case': 'm' });
+    expect(filtered.attributes?.request?.http?.header_entries).toBe(7);
+    for (const limit of [0, 6, 7, 100]) expect(headerCount(filtered, limit)).toBe(headerCount(viaProtoLoader(buf), limit));
+    // Other token header names: the filter follows them.
+    const alt = decodeCheckRequestFor(buf, new HeaderFilter(['User-Agent']));
+    expect(Object.keys(alt.attributes?.request?.http?.headers ?? {}).sort()).toEqual(['Mixed-Case', 'traceparent', 'user-agent', 'x-request-id']);
+  });
+
+  it("the server's decoder: a repeated key counts each time, and a kept one still joins its values", () => {
+    const buf = wrapHttp(cat(
+      lenField(3, entry('accept', 'a')),
+      lenField(3, entry('accept', 'b')),
+      lenField(3, entry('delegation-token', 'A.b.c')),
+      lenField(3, entry('delegation-token', 'X.y.z')),
+    ));
+    const filtered = decodeCheckRequestFor(buf, new HeaderFilter(H));
+    expect(filtered.attributes?.request?.http?.header_entries).toBe(4); // proto-loader: 2 keys
+    expect(headerCount(filtered, 3)).toBe(4);
+    expect(toHopRequest(filtered, H).tokenFromHeaders).toEqual(['A.b.c,X.y.z']);
   });
 
   it('header_map raw_value is a view of the request bytes, decoded only by toHopRequest', () => {

@@ -217,6 +217,20 @@ describe('ext_authz Check over the wire (official client)', () => {
     expect(errors.map((e) => e[1])).toEqual(['check']);
   });
 
+  it('the header filter follows token.headers across a reload (the next Check uses the new names)', async () => {
+    let names: readonly string[] = ['delegation-token'];
+    const { auth, decided } = await start({
+      authorize: async () => ({ decision: allow('granted'), enforced: true, audit: AUDIT }),
+      tokenHeaders: () => names,
+    });
+    const headers = { 'x-alt-token': 'A.b.c', 'delegation-token': 'D.e.f', 'user-agent': 'u' };
+    await call(auth, 'Check', checkRequest(headers));
+    names = ['x-alt-token'];
+    await call(auth, 'Check', checkRequest(headers));
+    await vi.waitFor(() => expect(decided).toHaveLength(2));
+    expect(decided.map((d) => d[0].tokenFromHeaders)).toEqual([['D.e.f'], ['A.b.c']]);
+  });
+
   it('a throwing tokenHeaders getter also fails closed', async () => {
     const { auth } = await start({
       authorize: async () => ({ decision: allow('granted'), enforced: true, audit: AUDIT }),
