@@ -232,12 +232,8 @@ function httpRequest(h: HttpRequestMsg, end: number): HttpRequestMsg {
         break;
       case 3: {
         const entryEnd = lenEnd(tag, end);
-        if (keep !== undefined) {
-          h.header_entries = (h.header_entries ?? 0) + 1;
-          if (!keptEntry(entryEnd, keep)) break;
-        } else {
-          mapEntry(entryEnd);
-        }
+        if (keep !== undefined) h.header_entries = (h.header_entries ?? 0) + 1;
+        if (!mapEntry(entryEnd, keep)) break;
         const headers = (h.headers ??= {});
         // Fail closed on a duplicated key (see the module comment): keep both values.
         const v = Object.hasOwn(headers, entryKey) ? `${headers[entryKey]},${entryValue}` : entryValue;
@@ -290,32 +286,12 @@ function headerValue(end: number): HeaderValueMsg {
   return v;
 }
 
-/** map<string, string> entry: sets entryKey / entryValue ('' when absent). */
-function mapEntry(end: number): void {
-  let k = '';
-  let v = '';
-  while (pos < end) {
-    const tag = readTag(end);
-    switch (tag >>> 3) {
-      case 1:
-        k = string(tag, end);
-        break;
-      case 2:
-        v = string(tag, end);
-        break;
-      default:
-        skipField(tag, end, 0);
-    }
-  }
-  entryKey = k;
-  entryValue = v;
-}
-
 /**
- * A `headers` entry under a filter: reads the key, notes where the value is, and decodes the
- * value only when the key is kept (then sets entryKey / entryValue, as mapEntry does).
+ * map<string, string> entry: sets entryKey / entryValue ('' when absent) and returns true;
+ * under a filter, a key it does not keep returns false with the value never decoded. Last
+ * occurrence wins inside an entry, for the key and the value.
  */
-function keptEntry(end: number, filter: HeaderFilter): boolean {
+function mapEntry(end: number, filter?: HeaderFilter): boolean {
   let k = '';
   let vStart = -1;
   let vEnd = -1;
@@ -326,7 +302,7 @@ function keptEntry(end: number, filter: HeaderFilter): boolean {
         k = string(tag, end);
         break;
       case 2:
-        vEnd = lenEnd(tag, end); // last one wins, as in mapEntry
+        vEnd = lenEnd(tag, end);
         vStart = pos;
         pos = vEnd;
         break;
@@ -334,7 +310,7 @@ function keptEntry(end: number, filter: HeaderFilter): boolean {
         skipField(tag, end, 0);
     }
   }
-  if (!filter.keeps(k)) return false;
+  if (filter !== undefined && !filter.keeps(k)) return false;
   entryKey = k;
   entryValue = vStart < 0 ? '' : stringAt(vStart, vEnd);
   return true;
