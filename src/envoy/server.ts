@@ -56,32 +56,20 @@ export interface GrpcServerHandle {
 }
 
 /**
- * proto-loader's Authorization definition with Check's codecs swapped for the lean ones:
- * the decoder (src/envoy/decode.ts) reads only the fields hopguard uses, and a malformed
- * message throws, which grpc-js answers with INTERNAL without calling the handler; the
- * encoder (src/envoy/encode.ts) writes the same bytes proto-loader would, without its
- * intermediate objects. This one keeps every header; the server's own (serverCheckService)
- * also skips the header values hopguard does not read.
+ * The Authorization service as the server serves it: proto-loader's definition with Check's
+ * codecs swapped for the lean ones. The decoder (src/envoy/decode.ts) reads only the fields
+ * hopguard uses and, of `http.headers`, only the names it reads, following `tokenHeaders()`
+ * across config reloads (the filter is rebuilt when the list changes); a malformed message
+ * throws, which grpc-js answers with INTERNAL without calling the handler. The encoder
+ * (src/envoy/encode.ts) writes the same bytes proto-loader would, without its intermediate
+ * objects.
  */
-export const leanAuthorizationService: grpc.ServiceDefinition = leanCheckDefinition(authorizationServiceDefinition, decodeCheckRequest);
-
-function leanCheckDefinition(def: grpc.ServiceDefinition, decode: (b: Buffer) => CheckRequestMsg): grpc.ServiceDefinition {
-  const check = def['Check'];
+export function checkServiceDefinition(tokenHeaders: () => readonly string[]): grpc.ServiceDefinition {
+  const check = authorizationServiceDefinition['Check'];
   if (check === undefined) throw new Error('proto: Authorization.Check not found');
-  return {
-    ...def,
-    Check: { ...check, requestDeserialize: decode, responseSerialize: encodeCheckResponse },
-  };
-}
-
-/**
- * The server's Check codecs: headers filtered to the names hopguard reads, following
- * `tokenHeaders()` across config reloads (the filter is rebuilt when the list changes).
- */
-function serverCheckService(tokenHeaders: () => readonly string[]): grpc.ServiceDefinition {
   let names: readonly string[] | undefined;
   let filter: HeaderFilter | undefined;
-  return leanCheckDefinition(authorizationServiceDefinition, (b) => {
+  const requestDeserialize = (b: Buffer): CheckRequestMsg => {
     let current: readonly string[];
     try {
       current = tokenHeaders();
@@ -95,7 +83,11 @@ function serverCheckService(tokenHeaders: () => readonly string[]): grpc.Service
       names = current;
     }
     return decodeCheckRequestFor(b, filter);
-  });
+  };
+  return {
+    ...authorizationServiceDefinition,
+    Check: { ...check, requestDeserialize, responseSerialize: encodeCheckResponse },
+  };
 }
 
 /** The outcome reported for a Check that faulted: enforced even in dry-run (fail closed). */
@@ -119,7 +111,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
   const health = createHealthService(opts.health);
 
   const inFlight = new Set<InFlight>();
-  server.addService(serverCheckService(opts.tokenHeaders), { Check: checkHandler(opts, inFlight) });
+  server.addService(checkServiceDefinition(opts.tokenHeaders), { Check: checkHandler(opts, inFlight) });
   server.addService(healthServiceDefinition, health.implementation);
 
   // Insecure (plaintext) on purpose: hopguard is a sidecar and Envoy calls it over

@@ -13,7 +13,7 @@ import {
 } from '../../src/envoy/proto.js';
 import { toHopRequest } from '../../src/envoy/request.js';
 import { toCheckResponse } from '../../src/envoy/response.js';
-import { leanAuthorizationService } from '../../src/envoy/server.js';
+import { checkServiceDefinition } from '../../src/envoy/server.js';
 import { OFFICIAL_INCLUDE_DIRS, loadRoot, officialRoot } from '../helpers/envoy.js';
 
 const official = officialRoot();
@@ -182,9 +182,11 @@ interface Decoded {
   num: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 }
 
+const SERVED_CHECK = checkServiceDefinition(() => ['delegation-token'])['Check']!;
+
 /** Encoded as the server sends it: the lean encoder (byte-identical to proto-loader's, see lean-encode.test.ts). */
 function roundTrip(resp: CheckResponseMsg): Decoded {
-  const buf = leanAuthorizationService['Check']!.responseSerialize(resp);
+  const buf = SERVED_CHECK.responseSerialize(resp);
   const msg = OfficialCheckResponse.decode(buf) as Decoded['msg'];
   return {
     msg,

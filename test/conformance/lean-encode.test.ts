@@ -20,7 +20,7 @@ import {
   type StructValueMsg,
 } from '../../src/envoy/proto.js';
 import { internalErrorResponse, toCheckResponse } from '../../src/envoy/response.js';
-import { leanAuthorizationService } from '../../src/envoy/server.js';
+import { checkServiceDefinition } from '../../src/envoy/server.js';
 import { officialRoot } from '../helpers/envoy.js';
 
 /** FUZZ_SEED pins the properties' seed (CI sets it, so a run is reproducible). */
@@ -52,7 +52,7 @@ const REQ: HopRequest = {
 
 describe('lean encoder: the server uses it', () => {
   it('Check.responseSerialize of the server definition is the lean encoder', () => {
-    expect(leanAuthorizationService['Check']!.responseSerialize).toBe(encodeCheckResponse);
+    expect(checkServiceDefinition(() => ['delegation-token'])['Check']!.responseSerialize).toBe(encodeCheckResponse);
   });
 });
 
