@@ -95,7 +95,7 @@ export function serializeDecisionEvent(ev: DecisionEvent): string {
     ',"enforced":' +
     (ev.enforced ? 'true' : 'false') +
     ',"reason":' +
-    memoQuote(0, ev.reason) +
+    memoField(0, ev.reason) +
     ',"status":' +
     num(ev.status) +
     ',"request_id":' +
@@ -103,27 +103,27 @@ export function serializeDecisionEvent(ev: DecisionEvent): string {
     ',"trace_id":' +
     quote(ev.trace_id) +
     ',"method":' +
-    memoQuote(1, ev.method) +
+    memoField(1, ev.method) +
     ',"path":' +
-    memoQuote(2, ev.path) +
+    memoField(2, ev.path) +
     ',"workload":' +
-    memoQuote(3, ev.workload) +
+    memoField(3, ev.workload) +
     ',"caller":' +
-    memoNullable(4, ev.caller) +
+    memoField(4, ev.caller) +
     ',"iss":' +
-    memoNullable(5, ev.iss) +
+    memoField(5, ev.iss) +
     ',"kid":' +
-    memoNullable(6, ev.kid) +
+    memoField(6, ev.kid) +
     ',"sub":' +
-    memoNullable(7, ev.sub) +
+    memoField(7, ev.sub) +
     ',"actors":' +
     actors +
     ',"jti":' +
-    memoNullable(8, ev.jti) +
+    memoField(8, ev.jti) +
     ',"txn":' +
-    memoNullable(9, ev.txn) +
+    memoField(9, ev.txn) +
     ',"token_sha256":' +
-    memoNullable(10, ev.token_sha256) +
+    memoField(10, ev.token_sha256) +
     ',"latency_us":' +
     num(ev.latency_us) +
     '}\n'
@@ -138,16 +138,9 @@ const MEMO_FIELDS = 11;
 const UNSET: unique symbol = Symbol('unset');
 const memoIn: (string | null | typeof UNSET)[] = new Array<string | null | typeof UNSET>(MEMO_FIELDS).fill(UNSET);
 const memoOut: string[] = new Array<string>(MEMO_FIELDS).fill('');
-function memoQuote(slot: number, s: string): string {
-  if (typeof s !== 'string') return quote(s); // never by the types; not worth a memo
-  if (memoIn[slot] === s) return memoOut[slot] as string;
-  const out = quote(s);
-  memoIn[slot] = s;
-  memoOut[slot] = out;
-  return out;
-}
-function memoNullable(slot: number, s: string | null): string {
-  if (typeof s !== 'string' && s !== null) return nullable(s);
+/** A string or nullable field through its memo slot (for a string, nullable is quote). */
+function memoField(slot: number, s: string | null): string {
+  if (typeof s !== 'string' && s !== null) return nullable(s); // never by the types; not worth a memo
   if (memoIn[slot] === s) return memoOut[slot] as string;
   const out = nullable(s);
   memoIn[slot] = s;
