@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { processIo, UsageError, type Io } from './cli/args.js';
+import { processIo, UsageError, type Io } from './cli/flags.js';
 import { callCommand, CALL_USAGE } from './cli/call.js';
 import { checkCommand, CHECK_USAGE } from './cli/check.js';
 import { devCommand, DEV_USAGE } from './cli/dev.js';

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import { authorizationServiceDefinition, type CheckRequestMsg, type CheckResponseMsg } from '../envoy/proto.js';
-import { parse, required, UsageError, type Io } from './args.js';
+import { parse, required, UsageError, type Io } from './flags.js';
 
 export const CALL_USAGE =
   'hopguard call --addr HOST:PORT --token T --method M --path P --caller ID [--cert PEM_FILE] [--action A] [--header k=v ...] [--raw-headers] [--json]';

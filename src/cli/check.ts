@@ -1,31 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { formatIssues, loadConfigFile } from '../config/load.js';
-import { validateClaims } from '../core/claims.js';
-import { explainGrants } from '../core/grants.js';
-import type { HopRequest, Outcome } from '../core/types.js';
-import { parse, required, UsageError, type Io } from './args.js';
-import { buildEngine, type Clock } from './app.js';
+import type { HopRequest } from '../core/types.js';
+import type { Clock } from '../runtime/engine.js';
+import { explainDecision } from '../runtime/explain.js';
+import { parse, parseNow, readTokenArg, required, type Io } from './flags.js';
 
 export const CHECK_USAGE =
   'hopguard check --config FILE --token T|@FILE|- --method M --path P --caller ID [--cert PEM_FILE] [--action A] [--now TIME] [--json]';
-
-/** `--now` accepts epoch seconds or an RFC 3339 time, so a decision can be replayed later. */
-export function parseNow(s: string): number {
-  if (/^\d+(\.\d+)?$/.test(s)) return Math.round(Number(s) * 1000);
-  const ms = Date.parse(s);
-  if (Number.isNaN(ms)) throw new UsageError(`--now: expected epoch seconds or RFC 3339, got ${JSON.stringify(s)}`);
-  return ms;
-}
-
-async function readToken(arg: string): Promise<string> {
-  if (arg === '-') {
-    const chunks: Buffer[] = [];
-    for await (const c of process.stdin) chunks.push(c as Buffer);
-    return Buffer.concat(chunks).toString('utf8').trim();
-  }
-  if (arg.startsWith('@')) return (await readFile(arg.slice(1), 'utf8')).trim();
-  return arg;
-}
 
 /**
  * Offline explanation of one decision: the same engine `serve` runs (remote JWKS are
@@ -44,7 +25,7 @@ export async function checkCommand(argv: string[], io: Io): Promise<number> {
     json: { type: 'boolean', default: false },
   });
   const file = required(values.config, 'config');
-  const token = await readToken(required(values.token, 'token'));
+  const token = await readTokenArg(required(values.token, 'token'));
   const loaded = await loadConfigFile(file, process.env);
   if (!loaded.ok) {
     io.err(formatIssues(loaded.errors, file) + '\n');
@@ -67,24 +48,7 @@ export async function checkCommand(argv: string[], io: Io): Promise<number> {
     traceId: '',
   };
 
-  const engine = buildEngine(loaded.config, clock);
-  let outcome: Outcome;
-  let grants: string[] = [];
-  try {
-    await Promise.all(engine.issuers.map((i) => i.keys.start()));
-    outcome = await engine.authorizer.authorize(req);
-    // Grant-by-grant explanation, when the token verifies and its claims are well formed.
-    // Same verifier and cache key as authorize(): a token it verified is a cache hit here,
-    // not a second signature check (the key sources stay open until then).
-    const verified = await engine.verifier.verify(token, outcome.audit.tokenSha256);
-    if (verified.ok) {
-      const claims = validateClaims(verified.token.payload, engine.authorizer.policy);
-      if ('claims' in claims) grants = explainGrants(claims.claims, req, engine.authorizer.policy);
-    }
-  } finally {
-    for (const i of engine.issuers) i.keys.close();
-  }
-
+  const { outcome, grants } = await explainDecision(loaded.config, req, token, clock);
   const { decision, audit } = outcome;
   if (values.json) {
     io.out(

@@ -3,10 +3,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { formatIssues, parseConfig } from '../config/load.js';
-import { generateSigningKey, mintToken } from '../token/mint.js';
-import { parse, UsageError, type Io } from './args.js';
-import { startServer } from './app.js';
-import { actChain } from './mint.js';
+import { startServer } from '../runtime/serve.js';
+import { actChain, generateSigningKey, mintToken } from '../token/mint.js';
+import { parse, UsageError, type Io } from './flags.js';
 
 export const DEV_USAGE = 'hopguard dev [--port 9191] [--host 127.0.0.1]';
 

@@ -2,9 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseDuration } from '../config/duration.js';
 import { x5tS256 } from '../core/cert.js';
-import { generateSigningKey, importSigningKey, mintToken } from '../token/mint.js';
-import { parse, required, UsageError, type Io } from './args.js';
-import { parseNow } from './check.js';
+import { actChain, generateSigningKey, importSigningKey, mintToken } from '../token/mint.js';
+import { parse, parseNow, required, UsageError, type Io } from './flags.js';
 
 export const MINT_USAGE = [
   'hopguard mint --key FILE [--alg ES256|EdDSA] [--kid KID] --iss URL --aud ID --sub SUB --actor ID [--actor PRIOR ...]',
@@ -27,14 +26,6 @@ function parseJsonFlag(flag: string, text: string): unknown {
   } catch {
     throw new UsageError(`--${flag}: not valid JSON`);
   }
-}
-
-/** Builds the `act` chain from `--actor` flags: the first is the current actor (outermost). */
-export function actChain(actors: readonly string[]): Record<string, unknown> {
-  let act: Record<string, unknown> | undefined;
-  for (let i = actors.length - 1; i >= 0; i--) act = act ? { sub: actors[i], act } : { sub: actors[i] };
-  if (!act) throw new UsageError('at least one --actor is required (the workload that will call)');
-  return act;
 }
 
 /** Signs a delegation token: for tests, demos and issuers-to-be. Prints the token. */
@@ -81,6 +72,9 @@ export async function mintCommand(argv: string[], io: Io): Promise<number> {
     grants.push(grant);
   }
 
+  // The first --actor is the current actor (outermost), the others prior ones.
+  const actors = values.actor ?? [];
+  if (actors.length === 0) throw new UsageError('at least one --actor is required (the workload that will call)');
   const claims: Record<string, unknown> = {
     iss: required(values.iss, 'iss'),
     aud,
@@ -88,7 +82,7 @@ export async function mintCommand(argv: string[], io: Io): Promise<number> {
     iat: nowS,
     exp: nowS + Math.ceil(ttlMs / 1000),
     jti: values.jti ?? randomUUID(),
-    act: actChain(values.actor ?? []),
+    act: actChain(actors),
     authorization_details: grants,
   };
   if (values.txn) claims.txn = values.txn;

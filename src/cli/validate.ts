@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { formatIssues, loadConfigFile } from '../config/load.js';
 import { parseJwks } from '../token/jwks.js';
-import { parse, required, type Io } from './args.js';
+import { parse, required, type Io } from './flags.js';
 
 export const VALIDATE_USAGE = 'hopguard validate --config FILE';
 

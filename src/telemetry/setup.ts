@@ -1,7 +1,7 @@
 /**
  * Builds the telemetry side of a running server from config: metrics, event sinks, the
  * decision pipeline, and the observers key sources report to. Kept out of the
- * composition root so app.ts only wires.
+ * composition root (runtime/serve.ts), which only wires.
  */
 import type { HopguardConfig } from '../config/schema.js';
 import type { RefreshResult } from '../token/sources.js';

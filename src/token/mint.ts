@@ -125,3 +125,14 @@ export async function mintToken(opts: MintOptions): Promise<string> {
     .setProtectedHeader({ alg: opts.alg, typ: opts.typ ?? DEFAULT_TYP, kid: opts.kid })
     .sign(opts.key);
 }
+
+/**
+ * The RFC 8693 `act` claim for a chain of actors, the current actor (the workload that
+ * will call) first and prior actors after it, each nested in the one before.
+ */
+export function actChain(actors: readonly string[]): Record<string, unknown> {
+  let act: Record<string, unknown> | undefined;
+  for (let i = actors.length - 1; i >= 0; i--) act = act ? { sub: actors[i], act } : { sub: actors[i] };
+  if (!act) throw new MintError('invalid_claims', 'an act chain needs at least one actor');
+  return act;
+}

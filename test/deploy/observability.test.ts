@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../../src/cli/app.js';
+import { startServer, type RunningServer } from '../../src/runtime/serve.js';
 import { parseConfig } from '../../src/config/load.js';
 import { Logger } from '../../src/telemetry/log.js';
 import { render, ROOT } from './k8s.js';

@@ -1,7 +1,7 @@
 /** Starts the real hopguard server (port 0) with a loopback JWKS server and a capturing event sink. */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { startServer, type RunningServer } from '../../src/cli/app.js';
+import { startServer, type RunningServer } from '../../src/runtime/serve.js';
 import { parseConfig } from '../../src/config/load.js';
 import { CaptureSink } from './capture-sink.js';
 import { Logger } from '../../src/telemetry/log.js';

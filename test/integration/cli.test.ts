@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Io } from '../../src/cli/args.js';
+import type { Io } from '../../src/cli/flags.js';
 import { main } from '../../src/main.js';
 import { VERSION } from '../../src/version.js';
 import { CALLER_PEM_FILE, CALLER_X5T, OTHER_PEM_FILE } from '../helpers/certs.js';

@@ -1,5 +1,5 @@
 /**
- * End to end: the real server (src/cli/app.ts) on port 0, keys from a real loopback JWKS
+ * End to end: the real server (src/runtime/serve.ts) on port 0, keys from a real loopback JWKS
  * server, called by a client built from Envoy's OFFICIAL protos with requests shaped the
  * way Envoy shapes them. Asserts the gRPC status, HTTP status, body, headers, metadata and
  * the decision event of every call.

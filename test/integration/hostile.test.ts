@@ -1,5 +1,5 @@
 /**
- * Hostile gRPC input against the real server (src/cli/app.ts on port 0, loopback JWKS).
+ * Hostile gRPC input against the real server (src/runtime/serve.ts on port 0, loopback JWKS).
  * Raw frames are sent with node:http2 directly so that nothing a well-behaved client
  * library would refuse to send is out of reach. Every hostile call must be answered with a
  * deny or a gRPC error — never an allow — and afterwards the server must still decide a

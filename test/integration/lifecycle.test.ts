@@ -14,7 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../../src/cli/app.js';
+import { startServer, type RunningServer } from '../../src/runtime/serve.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { EventSink } from '../../src/telemetry/events.js';
 import { Logger } from '../../src/telemetry/log.js';

@@ -1,5 +1,5 @@
 /**
- * Telemetry end to end, in process: the real server (src/cli/app.ts) with its REAL
+ * Telemetry end to end, in process: the real server (src/runtime/serve.ts) with its REAL
  * configured `http` sink posting to a loopback collector, its admin server scraped over
  * HTTP, and Checks from a client built from Envoy's official protos.
  *
@@ -8,7 +8,7 @@
  *   /readyz and gRPC health agreeing through key loading and draining.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../../src/cli/app.js';
+import { startServer, type RunningServer } from '../../src/runtime/serve.js';
 import { parseConfig } from '../../src/config/load.js';
 import { Logger } from '../../src/telemetry/log.js';
 import { Collector, until } from '../helpers/collector.js';

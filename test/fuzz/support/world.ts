@@ -113,7 +113,7 @@ function buildWorld() {
     keys: new StaticKeySource({ keys: (jwksFor[i.issuer] ?? []).map((k) => k.jwk) }),
   }));
   const clock = { ms: NOW_MS };
-  // With the verified-token cache, as in production (src/cli/app.ts): repeated tokens are
+  // With the verified-token cache, as in production (src/runtime/engine.ts): repeated tokens are
   // served from it, at other clock readings, and must still be decided like fresh ones.
   let hits = 0;
   const verifier = new TokenVerifier({
@@ -121,7 +121,7 @@ function buildWorld() {
     maxBytes: config.token.max_bytes,
     cache: { maxEntries: config.token.cache_max_entries, now: () => clock.ms, onLookup: (hit) => void (hit && hits++) },
   });
-  // As in production (src/cli/app.ts): a store always exists, off unless a route says on.
+  // As in production (src/runtime/engine.ts): a store always exists, off unless a route says on.
   const replay = new ReplayStore(config.replay.max_entries, () => clock.ms);
   const authorizer = new Authorizer({ policy, verifier, replay, replayByDefault: config.replay.enabled, now: () => clock.ms });
 

@@ -4,8 +4,8 @@
  * rejected versions, settings that need a restart, and latched key readiness.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildEngine } from '../../../src/cli/app.js';
-import { EngineHost, type ReloadOutcome } from '../../../src/cli/reload.js';
+import { buildEngine } from '../../../src/runtime/engine.js';
+import { EngineHost, type ReloadOutcome } from '../../../src/runtime/engine-host.js';
 import type { HopguardConfig, IssuerConfig } from '../../../src/config/schema.js';
 import { parseConfig } from '../../../src/config/load.js';
 import type { HopRequest } from '../../../src/core/types.js';

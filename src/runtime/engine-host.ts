@@ -25,21 +25,14 @@ import {
 import type { HopguardConfig, IssuerConfig } from '../config/schema.js';
 import type { HopRequest, Outcome } from '../core/types.js';
 import type { Logger } from '../telemetry/log.js';
-import type { ReplayStore } from '../token/replay.js';
 import type { RefreshResult, SourceTuning } from '../token/sources.js';
 import type { KeySource } from '../token/types.js';
-import type { Engine } from './app.js';
+import type { Engine, EngineReuse } from './engine.js';
 
 export type ReloadOutcome =
   | { readonly result: 'applied'; readonly issuers: IssuerDiff; readonly restartRequired: readonly string[] }
   | { readonly result: 'unchanged'; readonly restartRequired: readonly string[] }
   | { readonly result: 'rejected'; readonly errors: readonly ConfigIssue[] };
-
-/** Parts of the old engine a new one must reuse. */
-export interface EngineReuse {
-  /** The replay memory: a fresh one would accept replays of tokens already seen. */
-  readonly replay?: ReplayStore | undefined;
-}
 
 export interface EngineHostOptions {
   readonly config: HopguardConfig;

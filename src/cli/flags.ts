@@ -1,3 +1,5 @@
+/** Flag parsing and output helpers shared by every command (commands never import each other). */
+import { readFile } from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 /** A usage mistake: printed with the command's usage text, exit code 2. */
@@ -30,3 +32,22 @@ export const processIo: Io = {
   out: (t) => void process.stdout.write(t),
   err: (t) => void process.stderr.write(t),
 };
+
+/** `--now` accepts epoch seconds or an RFC 3339 time, so a decision can be replayed later. */
+export function parseNow(s: string): number {
+  if (/^\d+(\.\d+)?$/.test(s)) return Math.round(Number(s) * 1000);
+  const ms = Date.parse(s);
+  if (Number.isNaN(ms)) throw new UsageError(`--now: expected epoch seconds or RFC 3339, got ${JSON.stringify(s)}`);
+  return ms;
+}
+
+/** A token flag's value: the token itself, `@FILE` to read it from a file, or `-` for stdin. */
+export async function readTokenArg(arg: string): Promise<string> {
+  if (arg === '-') {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    return Buffer.concat(chunks).toString('utf8').trim();
+  }
+  if (arg.startsWith('@')) return (await readFile(arg.slice(1), 'utf8')).trim();
+  return arg;
+}
