@@ -11,7 +11,8 @@ import { dirname } from 'node:path';
 import { parseDocument, type YAMLError } from 'yaml';
 import { LIMITS } from './defaults.js';
 import { describeValue, formatPath, type ConfigIssue } from './issues.js';
-import { validateConfig, type HopguardConfig } from './schema.js';
+import { validateConfig } from './schema.js';
+import type { HopguardConfig } from './types.js';
 
 export { ConfigError, formatIssues, type ConfigIssue } from './issues.js';
 

@@ -1,6 +1,6 @@
 /** Compiles validated config into the pure decision core's inputs (src/core/types.ts). */
 import type { IssuerPolicy, Policy } from '../core/types.js';
-import type { HopguardConfig, IssuerConfig } from './schema.js';
+import type { HopguardConfig, IssuerConfig } from './types.js';
 
 /** `Application/Delegation+JWT` → `delegation+jwt`: the form the typ check compares to. */
 export function normalizeTyp(typ: string): string {

@@ -1,5 +1,5 @@
 /** Pure helpers for applying a new config version to a running server. */
-import type { HopguardConfig, IssuerConfig } from './schema.js';
+import type { HopguardConfig, IssuerConfig } from './types.js';
 
 /**
  * Where an issuer's keys come from. Two configs with the same location may share one live

@@ -22,7 +22,7 @@ import {
   sameConfig,
   type IssuerDiff,
 } from '../config/reload.js';
-import type { HopguardConfig, IssuerConfig } from '../config/schema.js';
+import type { HopguardConfig, IssuerConfig } from '../config/types.js';
 import type { HopRequest, Outcome } from '../core/types.js';
 import type { Logger } from '../telemetry/log.js';
 import type { RefreshResult, SourceTuning } from '../token/sources.js';

@@ -6,7 +6,7 @@
  */
 import { Authorizer } from '../authorizer.js';
 import { toIssuerPolicy, toPolicy } from '../config/policy.js';
-import type { HopguardConfig, IssuerConfig } from '../config/schema.js';
+import type { HopguardConfig, IssuerConfig } from '../config/types.js';
 import type { Timers } from '../config/watch.js';
 import { ReplayStore } from '../token/replay.js';
 import { FileKeySource, HttpKeySource, type RefreshResult } from '../token/sources.js';

@@ -1,5 +1,5 @@
 /** `hopguard check`: one decision, offline, by the same engine `serve` runs. */
-import type { HopguardConfig } from '../config/schema.js';
+import type { HopguardConfig } from '../config/types.js';
 import { validateClaims } from '../core/claims.js';
 import { explainGrants } from '../core/grants.js';
 import type { HopRequest, Outcome } from '../core/types.js';

@@ -3,7 +3,7 @@
  * telemetry, readiness, the live engine (EngineHost), the admin and gRPC listeners, the
  * config watcher — and hands every part to one ServerLifecycle, which owns their stop.
  */
-import type { HopguardConfig, IssuerConfig } from '../config/schema.js';
+import type { HopguardConfig, IssuerConfig } from '../config/types.js';
 import { ConfigWatcher, type Timers } from '../config/watch.js';
 import type { HopRequest, Outcome } from '../core/types.js';
 import { HealthState } from '../envoy/health.js';

@@ -11,7 +11,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { splitHostPort } from '../config/schema.js';
+import { splitHostPort } from '../config/checks.js';
 import type { Readiness } from './readiness.js';
 
 export interface MetricsSource {

@@ -3,7 +3,7 @@
  * decision pipeline, and the observers key sources report to. Kept out of the
  * composition root (runtime/serve.ts), which only wires.
  */
-import type { HopguardConfig } from '../config/schema.js';
+import type { HopguardConfig } from '../config/types.js';
 import type { RefreshResult } from '../token/sources.js';
 import { VERSION } from '../version.js';
 import { DecisionPipeline, type EventSink } from './events.js';

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
-import { splitHostPort } from '../../src/config/schema.js';
+import { splitHostPort } from '../../src/config/checks.js';
 import { main } from '../../src/main.js';
 import { checkJson } from './envoy-proto.js';
 import { containerEnv, render, ROOT, schemaKey, strictTypeCheck, validateObject, type K8sObject } from './k8s.js';

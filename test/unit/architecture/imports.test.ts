@@ -158,6 +158,11 @@ describe('the import graph of src/', () => {
     }
     expect(sideways).toEqual([]);
   });
+
+  it('the config is consumed through its types: only config/load.ts imports the zod schema', () => {
+    const importers = [...graph.edges].filter(([, targets]) => targets.includes('config/schema.ts')).map(([file]) => file);
+    expect(importers).toEqual(['config/load.ts']);
+  });
 });
 
 describe('the checks themselves', () => {

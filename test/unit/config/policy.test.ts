@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { normalizeTyp, toIssuerPolicy, toPolicy } from '../../../src/config/policy.js';
-import type { HopguardConfig } from '../../../src/config/schema.js';
+import type { HopguardConfig } from '../../../src/config/types.js';
 import { parse, patched } from './helpers.js';
 
 function config(patch: Parameters<typeof patched>[0] = () => {}): HopguardConfig {

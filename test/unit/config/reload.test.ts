@@ -7,7 +7,7 @@ import {
   restartRequiredChanges,
   sameConfig,
 } from '../../../src/config/reload.js';
-import type { HopguardConfig } from '../../../src/config/schema.js';
+import type { HopguardConfig } from '../../../src/config/types.js';
 import { keysOf, parse, patched } from './helpers.js';
 
 function config(patch: (c: any) => void = () => {}): HopguardConfig {

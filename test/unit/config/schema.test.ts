@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { exemptPathProblem, splitHostPort, validateConfig } from '../../../src/config/schema.js';
+import { exemptPathProblem, splitHostPort } from '../../../src/config/checks.js';
+import { validateConfig } from '../../../src/config/schema.js';
 import { keysOf, minimalObject, MINIMAL_YAML, parse, patched, type Raw } from './helpers.js';
 
 describe('defaults', () => {

@@ -6,7 +6,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildEngine } from '../../../src/runtime/engine.js';
 import { EngineHost, type ReloadOutcome } from '../../../src/runtime/engine-host.js';
-import type { HopguardConfig, IssuerConfig } from '../../../src/config/schema.js';
+import type { HopguardConfig, IssuerConfig } from '../../../src/config/types.js';
 import { parseConfig } from '../../../src/config/load.js';
 import type { HopRequest } from '../../../src/core/types.js';
 import { Logger } from '../../../src/telemetry/log.js';

@@ -1,0 +1,126 @@
+/**
+ * The validated config as the rest of the program consumes it (schema.ts produces it).
+ * It keeps the YAML's snake_case structure, with durations converted to milliseconds and
+ * every default filled; the whole object is deeply frozen. Import these types, not the
+ * zod schema.
+ */
+import type { EVENT_SINKS, LOG_LEVELS, MODES, SupportedAlgorithm } from './defaults.js';
+
+export interface ListenConfig {
+  /** `host:port`; IPv6 hosts bracketed (`[::1]:9191`). See splitHostPort. */
+  readonly grpc: string;
+  readonly admin: string;
+}
+
+export interface WorkloadConfig {
+  readonly id: string;
+}
+
+export interface TokenConfig {
+  /** Lower-cased, unique, at least one. */
+  readonly headers: readonly string[];
+  readonly max_bytes: number;
+  /** Verified-token cache size; 0 disables the cache. */
+  readonly cache_max_entries: number;
+}
+
+export interface IssuerConfig {
+  readonly issuer: string;
+  /** Exactly one of jwks_uri / jwks_file / `discovery: true` is set. */
+  readonly jwks_uri?: string | undefined;
+  /** Absolute when the config was loaded from a file (resolved against its directory). */
+  readonly jwks_file?: string | undefined;
+  /**
+   * true: jwks_uri comes from the issuer's OIDC / OAuth discovery document
+   * (`<issuer>/.well-known/openid-configuration`, else `oauth-authorization-server`).
+   * Absent when not given.
+   */
+  readonly discovery?: boolean | undefined;
+  readonly algorithms: readonly SupportedAlgorithm[];
+  /** As written in the config; toIssuerPolicy normalizes it. */
+  readonly typ: string;
+  /** Durations, all in milliseconds. */
+  readonly clock_skew: number;
+  readonly max_lifetime: number;
+  readonly audience_arrays: boolean;
+  readonly allow_insecure_http: boolean;
+  readonly refresh_interval: number;
+  readonly cooldown: number;
+  readonly max_stale: number;
+  readonly fetch_timeout: number;
+  readonly max_jwks_bytes: number;
+}
+
+export interface DelegationConfig {
+  readonly require_peer_identity: boolean;
+  readonly trusted_domains: readonly string[];
+  readonly max_chain_depth: number;
+  readonly grant_type: string;
+}
+
+export interface ExemptConfig {
+  readonly method: string;
+  readonly path: string;
+}
+
+export type EventSink = (typeof EVENT_SINKS)[number];
+
+export interface EventsHttpConfig {
+  /** Set whenever `sinks` contains `http`. */
+  readonly url?: string | undefined;
+  readonly batch_size: number;
+  /** Milliseconds. */
+  readonly flush_interval: number;
+  readonly max_buffer: number;
+  /** Milliseconds per POST; a collector slower than this is retried like a 5xx. */
+  readonly timeout: number;
+}
+
+export interface EventsConfig {
+  readonly sinks: readonly EventSink[];
+  readonly http: EventsHttpConfig;
+  /** Fraction (0..1) of allow events emitted. */
+  readonly sample_allow: number;
+}
+
+export interface ReplayConfig {
+  readonly enabled: boolean;
+  readonly max_entries: number;
+}
+
+export interface LimitsConfig {
+  /** gRPC max receive message length for a CheckRequest, bytes. */
+  readonly max_request_bytes: number;
+  /** Most entries in `headers` plus `header_map` of one CheckRequest. */
+  readonly max_headers: number;
+}
+
+/** Graceful shutdown on SIGTERM/SIGINT, milliseconds. */
+export interface ShutdownConfig {
+  /** Not ready (probes fail) but Checks still answered, while endpoints are updated. */
+  readonly drain: number;
+  /** Then: in-flight Checks finish and events flush within this deadline. */
+  readonly grace: number;
+}
+
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface LogConfig {
+  readonly level: LogLevel;
+}
+
+export interface HopguardConfig {
+  readonly listen: ListenConfig;
+  readonly workload: WorkloadConfig;
+  readonly mode: (typeof MODES)[number];
+  readonly token: TokenConfig;
+  readonly upstream_headers: boolean;
+  readonly issuers: readonly IssuerConfig[];
+  readonly delegation: DelegationConfig;
+  readonly exempt: readonly ExemptConfig[];
+  readonly events: EventsConfig;
+  readonly replay: ReplayConfig;
+  readonly limits: LimitsConfig;
+  readonly log: LogConfig;
+  readonly shutdown: ShutdownConfig;
+}
