@@ -3,6 +3,7 @@
  * and the program reuses them where it handles the same values (listen addresses).
  */
 import { isIPv6 } from 'node:net';
+import { canonicalProblem } from '../core/path.js';
 
 const HOSTNAME_RE = /^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$/;
 const PORT_RE = /^(?:0|[1-9][0-9]{0,4})$/;
@@ -76,24 +77,21 @@ export function hasNoSpace(s: string): boolean {
 }
 
 /**
- * Why an exempt path is unacceptable, or undefined. Exempt matching is exact, so a
- * non-canonical entry (`/healthz/../admin`) could only ever match a request that the
- * upstream might normalize elsewhere: refuse it here rather than open a bypass.
+ * Why an exempt path is unacceptable, or undefined. Exempt matching is exact and comes
+ * before the canonical-path check of requests (SPEC §3), so an entry that is not canonical
+ * would let through exactly a spelling that a backend may decode or normalize into another
+ * route (`/health%7Az` is `/healthzz` to most). Entries are therefore held to the very rule
+ * request paths are held to (core/path.ts canonicalProblem).
  */
 export function exemptPathProblem(p: string): string | undefined {
+  // The common mistakes first, with their own words.
   if (!p.startsWith('/')) return 'must start with /';
   if (p.includes('?')) return 'must not contain a query (?): the query is never matched';
   if (p.includes('#')) return 'must not contain #';
   if (!NO_SPACE_RE.test(p)) return 'must not contain spaces or control characters';
   if (p.includes('*')) return 'exempt paths match exactly; wildcards are not supported';
-  const bad =
-    p.includes('//') ||
-    p.includes('\\') ||
-    p.includes(';') ||
-    /%(?:2f|2e|5c)/i.test(p) ||
-    /%(?![0-9A-Fa-f]{2})/.test(p) ||
-    p.split('/').some((seg) => seg === '.' || seg === '..');
-  if (bad) return 'must be a canonical path (no . or .. segments, //, %2F, %2E, %5C, \\, ; or bad %-escapes)';
+  const problem = canonicalProblem(p);
+  if (problem !== undefined) return `must be a canonical path, as request paths must be (${problem})`;
   return undefined;
 }
 

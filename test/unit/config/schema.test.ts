@@ -1,6 +1,10 @@
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { exemptPathProblem, splitHostPort } from '../../../src/config/checks.js';
 import { validateConfig } from '../../../src/config/schema.js';
+import { canonicalProblem } from '../../../src/core/path.js';
+import { pathArb } from '../../fuzz/support/arbitraries.js';
+import { FC_PARAMS } from '../../fuzz/support/world.js';
 import { keysOf, minimalObject, MINIMAL_YAML, parse, patched, type Raw } from './helpers.js';
 
 describe('defaults', () => {
@@ -350,5 +354,44 @@ describe('exemptPathProblem', () => {
     ['/a/*'],
   ])('%j is rejected', (p) => {
     expect(exemptPathProblem(p)).toEqual(expect.any(String));
+  });
+});
+
+describe('exempt paths follow the rule request paths follow (core/path.ts canonicalProblem)', () => {
+  /** The rule exempt paths had of their own before: what these cases slipped past. */
+  const formerRule = (p: string): boolean =>
+    !(
+      p.includes('//') ||
+      p.includes('\\') ||
+      p.includes(';') ||
+      /%(?:2f|2e|5c)/i.test(p) ||
+      /%(?![0-9A-Fa-f]{2})/.test(p) ||
+      p.split('/').some((seg) => seg === '.' || seg === '..')
+    );
+
+  test.each([
+    ['/health%7Az', 'encoded unreserved character'],
+    ['/healthz%00', 'encoded control character'],
+    ['/healthz%252e', 'double percent-encoding (%25XX)'],
+    ['/health%C0%AE', 'percent-encoded bytes are not valid UTF-8'],
+    ['/health%ED%A0%80', 'percent-encoded bytes are not valid UTF-8'],
+    ['/health"z', 'character not allowed in a path'],
+    ['/health<z>', 'character not allowed in a path'],
+    ['/héalthz', 'character not allowed in a path'],
+    ['/health|z', 'character not allowed in a path'],
+  ])('%j: refused, naming exempt[0].path and the request-path problem (%s)', (path, problem) => {
+    expect(formerRule(path)).toBe(true);
+    expect(canonicalProblem(path)).toBe(problem);
+    expect(exemptPathProblem(path)).toBe(`must be a canonical path, as request paths must be (${problem})`);
+    const r = parse(patched((c) => (c.exempt = [{ method: 'GET', path }])));
+    expect(keysOf(r)).toEqual(['exempt[0].path']);
+    expect(r.ok ? '' : r.errors[0]?.message).toContain(problem);
+  });
+
+  test('property: every exempt path the config accepts is a canonical request path', () => {
+    fc.assert(
+      fc.property(pathArb, (p) => exemptPathProblem(p) !== undefined || canonicalProblem(p) === undefined),
+      FC_PARAMS,
+    );
   });
 });
