@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { formatIssues, loadConfigFile } from '../config/load.js';
 import type { HopRequest } from '../core/types.js';
-import type { Clock } from '../runtime/engine.js';
+import type { Clock } from '../runtime/clock.js';
 import { explainDecision } from '../runtime/explain.js';
 import { parse, parseNow, readTokenArg, required, type Io } from './flags.js';
 

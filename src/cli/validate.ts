@@ -1,13 +1,13 @@
-import { readFile } from 'node:fs/promises';
 import { formatIssues, loadConfigFile } from '../config/load.js';
-import { parseJwks } from '../token/jwks.js';
+import { checkKeyFile } from '../runtime/keys.js';
 import { parse, required, type Io } from './flags.js';
 
 export const VALIDATE_USAGE = 'hopguard validate --config FILE';
 
 /**
  * Validates a config the way `serve` would load it, plus what can be checked offline:
- * each `jwks_file` must exist and hold a usable JWKS. Remote JWKS are not fetched.
+ * each `jwks_file` must be read by the rules `serve` reads it by (size limit, strict JSON,
+ * key checks). Remote JWKS are not fetched.
  */
 export async function validateCommand(argv: string[], io: Io): Promise<number> {
   const { values } = parse(argv, { config: { type: 'string', short: 'c' } });
@@ -21,15 +21,11 @@ export async function validateCommand(argv: string[], io: Io): Promise<number> {
   for (const [n, issuer] of loaded.config.issuers.entries()) {
     if (issuer.jwks_file === undefined) continue;
     const key = `issuers[${n}].jwks_file`;
-    let doc: unknown;
-    try {
-      doc = JSON.parse(await readFile(issuer.jwks_file, 'utf8'));
-    } catch (err) {
-      problems.push({ key, message: `cannot read JWKS ${issuer.jwks_file}: ${err instanceof Error ? err.message : err}` });
-      continue;
+    const r = await checkKeyFile(issuer.jwks_file, issuer.max_jwks_bytes);
+    if (!r.ok) {
+      const what = r.stage === 'read' ? 'cannot read JWKS' : 'invalid JWKS';
+      problems.push({ key, message: `${what} ${issuer.jwks_file}: ${r.problem}` });
     }
-    const jwks = parseJwks(doc);
-    if (!jwks.ok) problems.push({ key, message: `invalid JWKS ${issuer.jwks_file}: ${jwks.problem}` });
   }
   if (problems.length > 0) {
     io.err(formatIssues(problems, file) + '\n');

@@ -7,52 +7,11 @@
 import { Authorizer } from '../authorizer.js';
 import { toIssuerPolicy, toPolicy } from '../config/policy.js';
 import type { HopguardConfig, IssuerConfig } from '../config/types.js';
-import type { Timers } from '../config/watch.js';
 import { ReplayStore } from '../token/replay.js';
-import { FileKeySource, HttpKeySource, type RefreshResult } from '../token/sources.js';
 import type { IssuerRuntime, KeySource } from '../token/types.js';
 import { TokenVerifier } from '../token/verifier.js';
-
-export interface Clock {
-  /** Wall clock, ms since epoch: token time windows and event timestamps. */
-  now(): number;
-}
-export const systemClock: Clock = { now: () => Date.now() };
-
-/** Observers a key source reports to (metrics, logs, readiness), and its timers. */
-export interface KeySourceHooks {
-  readonly onRefresh?: (r: RefreshResult) => void;
-  /** Injected timers (tests fire them explicitly). Default: real, unref'd. */
-  readonly timers?: Timers | undefined;
-}
-
-/**
- * The key source an issuer's config asks for. Once started it works in the background:
- * remote keys are refetched every refresh_interval (and expire max_stale after the last
- * success); a jwks_file is watched (symlink-swap safe) and re-checked every
- * refresh_interval. close() stops all of it.
- */
-export function keySourceFor(i: IssuerConfig, clock: Clock, hooks: KeySourceHooks = {}): KeySource {
-  const common = {
-    cooldownMs: i.cooldown,
-    refreshIntervalMs: i.refresh_interval,
-    now: clock.now,
-    onRefresh: hooks.onRefresh,
-    timers: hooks.timers,
-  };
-  if (i.jwks_file !== undefined) {
-    return new FileKeySource({ ...common, path: i.jwks_file, maxBytes: i.max_jwks_bytes, watch: true });
-  }
-  return new HttpKeySource({
-    ...common,
-    uri: i.discovery === true ? undefined : i.jwks_uri,
-    discoveryIssuer: i.discovery === true ? i.issuer : undefined,
-    timeoutMs: i.fetch_timeout,
-    maxBytes: i.max_jwks_bytes,
-    maxStaleMs: i.max_stale,
-    allowInsecureHttp: i.allow_insecure_http,
-  });
-}
+import type { Clock } from './clock.js';
+import { keySourceFor } from './keys.js';
 
 export interface Engine {
   readonly authorizer: Authorizer;

@@ -3,7 +3,8 @@ import type { HopguardConfig } from '../config/types.js';
 import { validateClaims } from '../core/claims.js';
 import { explainGrants } from '../core/grants.js';
 import type { HopRequest, Outcome } from '../core/types.js';
-import { buildEngine, type Clock } from './engine.js';
+import type { Clock } from './clock.js';
+import { buildEngine } from './engine.js';
 
 export interface Explanation {
   readonly outcome: Outcome;

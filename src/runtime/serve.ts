@@ -16,8 +16,10 @@ import { Readiness } from '../telemetry/readiness.js';
 import { createTelemetry, keyRefreshObserver } from '../telemetry/setup.js';
 import type { RefreshResult } from '../token/sources.js';
 import type { KeySource } from '../token/types.js';
-import { buildEngine, keySourceFor, systemClock, type Clock, type Engine } from './engine.js';
+import { systemClock, type Clock } from './clock.js';
+import { buildEngine, type Engine } from './engine.js';
 import { EngineHost, type ReloadOutcome } from './engine-host.js';
+import { keySourceFor } from './keys.js';
 import { ServerLifecycle } from './lifecycle.js';
 
 export interface RunningServer {

@@ -16,7 +16,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Io } from '../../src/cli/flags.js';
+import { loadConfigFile } from '../../src/config/load.js';
 import { main } from '../../src/main.js';
+import { systemClock } from '../../src/runtime/clock.js';
+import { keySourceFor } from '../../src/runtime/keys.js';
+import { parseJwks } from '../../src/token/jwks.js';
+import type { RefreshResult } from '../../src/token/sources.js';
 import { VERSION } from '../../src/version.js';
 import { CALLER_PEM_FILE, CALLER_X5T, OTHER_PEM_FILE } from '../helpers/certs.js';
 import { CALLER, ISSUER, SUBJECT, WORKLOAD } from '../helpers/tokens.js';
@@ -25,6 +30,10 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const MAIN = path.join(ROOT, 'dist', 'main.js');
 const INTRUDER = 'spiffe://prod.example.org/ns/web/sa/web';
 const KID = 'cli-test-1';
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
 
 // --- processes --------------------------------------------------------------------
 
@@ -245,6 +254,41 @@ describe('hopguard validate', () => {
     const r = await inProcess(['validate', '--config', f]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`${f}: issuers[0].jwks_file: ${problem} ${path.join(dir, jf)}`);
+  });
+
+  it.each([
+    ['a member given twice in a key', (key: string) => `{"keys":[{"kid":"shadowed",${key.slice(1)}]}`],
+    ['"keys" given twice', (key: string) => `{"keys":[],"keys":[${key}]}`],
+    ['a lone surrogate escape', (key: string) => `{"keys":[${key}],"note":"\\ud800"}`],
+  ])('a JWKS that only the strict reader rejects (%s): exit 1, as serve refuses it', async (_name, build) => {
+    const key = JSON.stringify((JSON.parse(await readFile(jwksFile, 'utf8')) as { keys: unknown[] }).keys[0]);
+    const body = build(key);
+    // JSON.parse (what validate used) and the key checks accept it…
+    expect(parseJwks(JSON.parse(body)).ok).toBe(true);
+    const jf = `strict-${createHash('sha256').update(body).digest('hex').slice(0, 8)}.json`;
+    await writeFile(path.join(dir, jf), body);
+    const f = await writeConfig(`cfg-${jf}.yaml`, configYaml({ jwks: jf }));
+    // …validate does not…
+    const r = await inProcess(['validate', '--config', f]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(new RegExp(`^${escapeRegExp(`${f}: issuers[0].jwks_file: cannot read JWKS ${path.join(dir, jf)}: JWKS is not valid JSON: `)}`));
+    // …and neither does the key source serve builds for the same issuer.
+    const loaded = await loadConfigFile(f, {});
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
+    const results: RefreshResult[] = [];
+    const source = keySourceFor(loaded.config.issuers[0]!, systemClock, { onRefresh: (res) => results.push(res) });
+    await source.start();
+    source.close();
+    expect(source.ready()).toBe(false);
+    expect(results).toMatchObject([{ ok: false, code: 'invalid_jwks' }]);
+  });
+
+  it('a jwks_file over issuers[].max_jwks_bytes: exit 1, as serve refuses it', async () => {
+    const f = await writeConfig('small-jwks-limit.yaml', configYaml({ issuerExtra: 'max_jwks_bytes: 64' }));
+    const r = await inProcess(['validate', '--config', f]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`${f}: issuers[0].jwks_file: cannot read JWKS ${jwksFile}: JWKS file over 64 bytes (max_jwks_bytes)\n`);
   });
 
   it('a missing config file: exit 1, says so', async () => {
