@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { formatIssues, loadConfigFile } from '../config/load.js';
+import { formatIssues } from '../config/issues.js';
+import { loadConfigFile } from '../config/load.js';
 import type { HopRequest } from '../core/types.js';
 import type { Clock } from '../runtime/clock.js';
 import { explainDecision } from '../runtime/explain.js';

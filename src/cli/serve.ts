@@ -1,4 +1,5 @@
-import { formatIssues, loadConfigFile } from '../config/load.js';
+import { formatIssues } from '../config/issues.js';
+import { loadConfigFile } from '../config/load.js';
 import { serveUntilStopped } from '../runtime/serve.js';
 import { Logger } from '../telemetry/log.js';
 import { parse, required, type Io } from './flags.js';

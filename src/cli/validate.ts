@@ -1,4 +1,5 @@
-import { formatIssues, loadConfigFile } from '../config/load.js';
+import { formatIssues } from '../config/issues.js';
+import { loadConfigFile } from '../config/load.js';
 import { checkKeyFile } from '../runtime/keys.js';
 import { parse, required, type Io } from './flags.js';
 

@@ -19,25 +19,3 @@ export function parseDuration(s: string): number | undefined {
   const ms = Number(m[1]) * UNIT_MS[m[2] as Unit];
   return Number.isSafeInteger(ms) ? ms : undefined;
 }
-
-const FORMAT_UNITS: readonly (readonly [Unit, number])[] = [
-  ['h', UNIT_MS.h],
-  ['m', UNIT_MS.m],
-  ['s', UNIT_MS.s],
-];
-
-/**
- * The shortest exact duration string for `ms` (round-trips through parseDuration):
- * 300000 → `5m`, 1500 → `1500ms`, 0 → `0s`. Throws RangeError for negative or
- * non-integer input, which no parsed config can hold.
- */
-export function formatDuration(ms: number): string {
-  if (!Number.isSafeInteger(ms) || ms < 0) {
-    throw new RangeError(`not a duration in milliseconds: ${String(ms)}`);
-  }
-  if (ms === 0) return '0s';
-  for (const [unit, size] of FORMAT_UNITS) {
-    if (ms % size === 0) return `${ms / size}${unit}`;
-  }
-  return `${ms}ms`;
-}

@@ -39,19 +39,6 @@ export function formatIssues(issues: readonly ConfigIssue[], source: string): st
   return issues.map((i) => `${source}: ${i.key}: ${i.message}`).join('\n');
 }
 
-/** Thrown by callers that cannot continue without a valid config (e.g. `hopguard serve`). */
-export class ConfigError extends Error {
-  readonly code = 'config_invalid' as const;
-  readonly issues: readonly ConfigIssue[];
-
-  constructor(issues: readonly ConfigIssue[], source = 'config') {
-    const n = issues.length;
-    super(`invalid configuration (${n} problem${n === 1 ? '' : 's'}):\n${formatIssues(issues, source)}`);
-    this.name = 'ConfigError';
-    this.issues = issues;
-  }
-}
-
 /** A short, bounded rendering of an offending value for messages. */
 export function describeValue(v: unknown): string {
   if (v === undefined) return 'nothing';

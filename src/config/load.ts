@@ -14,8 +14,6 @@ import { describeValue, formatPath, type ConfigIssue } from './issues.js';
 import { validateConfig } from './schema.js';
 import type { HopguardConfig } from './types.js';
 
-export { ConfigError, formatIssues, type ConfigIssue } from './issues.js';
-
 export type ConfigResult =
   | { readonly ok: true; readonly config: HopguardConfig }
   | { readonly ok: false; readonly errors: ConfigIssue[] };

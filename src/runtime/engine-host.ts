@@ -69,7 +69,7 @@ interface Generation {
 }
 
 /** A key source's live-tunable settings from an issuer's config. */
-export function tuningOf(i: IssuerConfig): SourceTuning {
+function tuningOf(i: IssuerConfig): SourceTuning {
   return {
     cooldownMs: i.cooldown,
     refreshIntervalMs: i.refresh_interval,

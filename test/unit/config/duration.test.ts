@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { formatDuration, parseDuration } from '../../../src/config/duration.js';
+import { parseDuration } from '../../../src/config/duration.js';
 
 describe('parseDuration', () => {
   test.each([
@@ -50,28 +50,5 @@ describe('parseDuration', () => {
   test('non-strings are rejected', () => {
     expect(parseDuration(10 as unknown as string)).toBeUndefined();
     expect(parseDuration(undefined as unknown as string)).toBeUndefined();
-  });
-});
-
-describe('formatDuration', () => {
-  test.each([
-    [0, '0s'],
-    [1, '1ms'],
-    [999, '999ms'],
-    [1000, '1s'],
-    [1500, '1500ms'],
-    [10_000, '10s'],
-    [90_000, '90s'],
-    [300_000, '5m'],
-    [3_600_000, '1h'],
-    [5_400_000, '90m'],
-    [86_400_000, '24h'],
-  ])('%d ms → %s (and back)', (ms, s) => {
-    expect(formatDuration(ms)).toBe(s);
-    expect(parseDuration(s)).toBe(ms);
-  });
-
-  test.each([[-1], [1.5], [Number.NaN], [Number.POSITIVE_INFINITY]])('%d throws RangeError', (ms) => {
-    expect(() => formatDuration(ms)).toThrow(RangeError);
   });
 });

@@ -2,13 +2,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import {
-  ConfigError,
-  expandString,
-  formatIssues,
-  loadConfigFile,
-  parseConfig,
-} from '../../../src/config/load.js';
+import { formatIssues } from '../../../src/config/issues.js';
+import { expandString, loadConfigFile, parseConfig } from '../../../src/config/load.js';
 import { keysOf, MINIMAL_YAML, parse } from './helpers.js';
 
 const WID = 'spiffe://prod.example.org/ns/payments/sa/ledger';
@@ -230,7 +225,7 @@ delegation: { trusted_domains: [prod.example.org] }
   });
 });
 
-describe('formatIssues and ConfigError', () => {
+describe('formatIssues', () => {
   test('one line per issue: source, key, message', () => {
     const r = parse(MINIMAL_YAML.replace('jwks.json', 'jwks.json\n    clock_skew: ten'));
     expect(r.ok).toBe(false);
@@ -247,15 +242,6 @@ describe('formatIssues and ConfigError', () => {
         'x.yaml',
       ),
     ).toBe('x.yaml: mode: a\nx.yaml: (yaml): line 1, column 2: b');
-  });
-
-  test('ConfigError carries a stable code and the issues', () => {
-    const issues = [{ key: 'mode', message: 'expected one of enforce, dry-run, got "x"' }];
-    const err = new ConfigError(issues, 'config.yaml');
-    expect(err).toBeInstanceOf(Error);
-    expect(err.code).toBe('config_invalid');
-    expect(err.issues).toEqual(issues);
-    expect(err.message).toContain('config.yaml: mode: expected one of enforce, dry-run, got "x"');
   });
 });
 
