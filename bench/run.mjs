@@ -177,7 +177,9 @@ async function startHopguard(cacheEntries = 10000, env = {}) {
         try {
           const j = JSON.parse(line);
           if (j.msg === 'serving') resolve({ grpc: j.grpc, admin: j.admin });
-        } catch {}
+        } catch {
+          // not a JSON log line
+        }
       }
     });
     child.once('exit', (c) => reject(new Error(`hopguard exited ${c}: ${buf}`)));

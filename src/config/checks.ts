@@ -49,6 +49,7 @@ const METHOD_RE = /^[!#$%&'*+\-.^_`|~0-9A-Z]+$/;
 const TRUST_DOMAIN_RE = /^[a-z0-9._-]+$/;
 // Media-type restricted-name characters, optional `application/` prefix.
 const TYP_RE = /^(?:application\/)?[A-Za-z0-9!#$&^_.+-]+$/i;
+// eslint-disable-next-line no-control-regex -- control characters are what it refuses
 const NO_SPACE_RE = /^[^\s\x00-\x1f\x7f]+$/;
 
 /** An HTTP header name (RFC 9110 token). */

@@ -38,7 +38,7 @@ function service(name: string): grpc.ServiceDefinition {
   const def = packageDefinition[name];
   // A ServiceDefinition is a map of method definitions; a message type has `format`.
   if (def === undefined || 'format' in def) throw new Error(`proto: service ${name} not found`);
-  return def as grpc.ServiceDefinition;
+  return def;
 }
 
 export const authorizationServiceDefinition: grpc.ServiceDefinition = service(AUTHORIZATION_SERVICE_NAME);

@@ -90,7 +90,7 @@ interface AllowVariant {
 const allowMemo = new Map<Audit, AllowVariant[]>();
 
 function sharedAllow(audit: Audit, reason: string, allowed: boolean, enforced: boolean, vouch: boolean): CheckResponseMsg {
-  let variants = allowMemo.get(audit);
+  const variants = allowMemo.get(audit);
   if (variants !== undefined) {
     for (const v of variants) {
       if (v.reason === reason && v.allowed === allowed && v.enforced === enforced && v.vouch === vouch) return v.response;

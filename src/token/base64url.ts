@@ -50,7 +50,7 @@ export function decodeCanonical(seg: string): Uint8Array | undefined {
     const b = sextet(seg, i + 1);
     if ((a | b) & 0xc0) return undefined;
     if (b & 0x0f) return undefined; // 4 unused bits must be zero
-    out[o++] = (a << 2) | (b >>> 4);
+    out[o] = (a << 2) | (b >>> 4);
   } else if (rem === 3) {
     const a = sextet(seg, i);
     const b = sextet(seg, i + 1);
@@ -58,8 +58,8 @@ export function decodeCanonical(seg: string): Uint8Array | undefined {
     if ((a | b | c) & 0xc0) return undefined;
     if (c & 0x03) return undefined; // 2 unused bits must be zero
     const n = (a << 10) | (b << 4) | (c >>> 2);
-    out[o++] = n >>> 8;
-    out[o++] = n & 0xff;
+    out[o] = n >>> 8;
+    out[o + 1] = n & 0xff;
   }
   return out;
 }

@@ -178,8 +178,8 @@ const REQ: HopRequest = {
 
 interface Decoded {
   msg: protobuf.Message & Record<string, unknown>;
-  obj: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-  num: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  obj: Record<string, any>;
+  num: Record<string, any>;
 }
 
 const SERVED_CHECK = checkServiceDefinition(() => ['delegation-token'])['Check']!;

@@ -184,7 +184,7 @@ const deniedResponse = fc.record({
 const response: fc.Arbitrary<CheckResponseMsg> = fc.oneof(
   fc.record({ status, ok_response: okResponse, dynamic_metadata: metadata }, { requiredKeys: ['status'] }),
   fc.record({ status, denied_response: deniedResponse, dynamic_metadata: metadata }, { requiredKeys: ['status'] }),
-) as fc.Arbitrary<CheckResponseMsg>;
+);
 
 describe('lean encoder: generated messages are byte-identical to proto-loader', () => {
   it('any CheckResponse of our shape', () => {

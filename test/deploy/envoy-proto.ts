@@ -496,6 +496,7 @@ class Checker {
       if ((wkr === 'HTTP_HEADER_NAME' || wkr === 1) && !(strict ? /^:?[0-9a-zA-Z!#$%&'*+\-.^_|~`]+$/ : /^[^\0\n\r]+$/).test(s)) {
         this.issue(p, `not a valid HTTP header name: ${JSON.stringify(s)}`);
       }
+      // eslint-disable-next-line no-control-regex -- Envoy's header-value rule is about control characters
       if ((wkr === 'HTTP_HEADER_VALUE' || wkr === 2) && !(strict ? /^[^\0-\x08\x0A-\x1F\x7F]*$/ : /^[^\0\n\r]*$/).test(s)) {
         this.issue(p, `not a valid HTTP header value: ${JSON.stringify(s)}`);
       }
@@ -617,10 +618,7 @@ function encode(root: protobuf.Root, type: protobuf.Type, json: unknown): Uint8A
 export function toProto(typeName: string, json: unknown, root: protobuf.Root = envoyRoot()): Record<string, unknown> {
   const type = root.lookupType(typeName);
   const bytes = encode(root, type, json);
-  return type.toObject(type.decode(bytes), { enums: String, longs: String, bytes: Array, defaults: false, oneofs: false }) as Record<
-    string,
-    unknown
-  >;
+  return type.toObject(type.decode(bytes), { enums: String, longs: String, bytes: Array, defaults: false, oneofs: false });
 }
 
 /** Replaces every decoded Any ({type_url, value}) by its decoded message plus `@type`. */

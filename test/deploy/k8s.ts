@@ -34,8 +34,8 @@ export function render(dir: string): K8sObject[] {
     out = execFileSync('kubectl', ['kustomize', path.join(ROOT, dir)], { encoding: 'utf8', timeout: 60_000, stdio: 'pipe' });
   } catch (err) {
     const e = err as { code?: string; stderr?: string };
-    if (e.code === 'ENOENT') throw new Error('kubectl is required for the deploy tests (kustomize is built into it)');
-    throw new Error(`kubectl kustomize ${dir} failed: ${e.stderr ?? String(err)}`);
+    if (e.code === 'ENOENT') throw new Error('kubectl is required for the deploy tests (kustomize is built into it)', { cause: err });
+    throw new Error(`kubectl kustomize ${dir} failed: ${e.stderr ?? String(err)}`, { cause: err });
   }
   return parseAllDocuments(out).map((doc) => {
     if (doc.errors.length > 0) throw new Error(`${dir}: ${doc.errors[0]?.message}`);
@@ -56,42 +56,42 @@ interface Schema {
 
 /** Every kind deploy/ may render. A kind missing here fails the test (no unvalidated objects). */
 export const SCHEMAS: Readonly<Record<string, Schema>> = {
-  'v1/ServiceAccount': { model: ServiceAccount as unknown as ModelClass, module: 'kubernetes-models/v1/ServiceAccount', iface: 'IServiceAccount' },
-  'v1/ConfigMap': { model: ConfigMap as unknown as ModelClass, module: 'kubernetes-models/v1/ConfigMap', iface: 'IConfigMap' },
-  'v1/Service': { model: Service as unknown as ModelClass, module: 'kubernetes-models/v1/Service', iface: 'IService' },
-  'apps/v1/Deployment': { model: Deployment as unknown as ModelClass, module: 'kubernetes-models/apps/v1/Deployment', iface: 'IDeployment' },
+  'v1/ServiceAccount': { model: ServiceAccount, module: 'kubernetes-models/v1/ServiceAccount', iface: 'IServiceAccount' },
+  'v1/ConfigMap': { model: ConfigMap, module: 'kubernetes-models/v1/ConfigMap', iface: 'IConfigMap' },
+  'v1/Service': { model: Service, module: 'kubernetes-models/v1/Service', iface: 'IService' },
+  'apps/v1/Deployment': { model: Deployment, module: 'kubernetes-models/apps/v1/Deployment', iface: 'IDeployment' },
   'networking.k8s.io/v1/NetworkPolicy': {
-    model: NetworkPolicy as unknown as ModelClass,
+    model: NetworkPolicy,
     module: 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy',
     iface: 'INetworkPolicy',
   },
   'policy/v1/PodDisruptionBudget': {
-    model: PodDisruptionBudget as unknown as ModelClass,
+    model: PodDisruptionBudget,
     module: 'kubernetes-models/policy/v1/PodDisruptionBudget',
     iface: 'IPodDisruptionBudget',
   },
   'monitoring.coreos.com/v1/ServiceMonitor': {
-    model: ServiceMonitor as unknown as ModelClass,
+    model: ServiceMonitor,
     module: '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor',
     iface: 'IServiceMonitor',
   },
   'monitoring.coreos.com/v1/PrometheusRule': {
-    model: PrometheusRule as unknown as ModelClass,
+    model: PrometheusRule,
     module: '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule',
     iface: 'IPrometheusRule',
   },
   'security.istio.io/v1/AuthorizationPolicy': {
-    model: AuthorizationPolicy as unknown as ModelClass,
+    model: AuthorizationPolicy,
     module: '@kubernetes-models/istio/security.istio.io/v1/AuthorizationPolicy',
     iface: 'IAuthorizationPolicy',
   },
   'security.istio.io/v1/PeerAuthentication': {
-    model: PeerAuthentication as unknown as ModelClass,
+    model: PeerAuthentication,
     module: '@kubernetes-models/istio/security.istio.io/v1/PeerAuthentication',
     iface: 'IPeerAuthentication',
   },
   'networking.istio.io/v1/ServiceEntry': {
-    model: ServiceEntry as unknown as ModelClass,
+    model: ServiceEntry,
     module: '@kubernetes-models/istio/networking.istio.io/v1/ServiceEntry',
     iface: 'IServiceEntry',
   },

@@ -76,7 +76,7 @@ function portNumber(c: Container, port: string | number): number {
 }
 
 function hopguardEnv(overlay: Overlay): Record<string, string> {
-  return containerEnv(container(overlay, 'hopguard') as never, { namespace: NAMESPACE, objects: objects(overlay), podSpec: podSpec(overlay) });
+  return containerEnv(container(overlay, 'hopguard'), { namespace: NAMESPACE, objects: objects(overlay), podSpec: podSpec(overlay) });
 }
 
 function hopguardConfigText(overlay: Overlay): string {
@@ -267,7 +267,7 @@ describe('deploy/base: plain Envoy sidecar', () => {
         | { configMap?: { name: string; items?: { key: string; path: string }[] }; secret?: { secretName: string } }
         | undefined;
       if (vol?.configMap) {
-        const keys = Object.keys((objects(overlay).find((o) => o.metadata.name === vol.configMap?.name)?.['data'] ?? {}) as object);
+        const keys = Object.keys((objects(overlay).find((o) => o.metadata.name === vol.configMap?.name)?.['data'] ?? {}));
         for (const item of vol.configMap.items ?? keys.map((k) => ({ key: k, path: k }))) {
           expect(keys, `ConfigMap key ${item.key}`).toContain(item.key);
           provided.add(path.posix.join(m.mountPath, item.path));

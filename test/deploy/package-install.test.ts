@@ -103,7 +103,7 @@ beforeAll(async () => {
     });
   } catch (err) {
     // The image's `npm run build` would fail the same way.
-    throw new Error(`npm run build equivalent failed:\n${(err as { stdout?: string }).stdout ?? String(err)}`);
+    throw new Error(`npm run build equivalent failed:\n${(err as { stdout?: string }).stdout ?? String(err)}`, { cause: err });
   }
   cpSync(path.join(ROOT, 'package.json'), path.join(stage, 'package.json'));
   for (const entry of pkg.files) {

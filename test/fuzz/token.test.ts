@@ -56,7 +56,6 @@ describe('token pipeline fuzzing against the reference oracle', () => {
   afterAll(() => {
     if (process.env['FUZZ_REPORT']) {
       const rows = [...histogram.entries()].sort((a, b) => b[1] - a[1]);
-      // eslint-disable-next-line no-console
       console.log(JSON.stringify({ total, allowed, reasons: Object.fromEntries(rows) }));
     }
   });

@@ -85,7 +85,7 @@ export async function testKey(alg: string, kid?: string, opts: { modulusLength?:
       },
       true,
       ['sign', 'verify'],
-    )) as { privateKey: CryptoKey; publicKey: CryptoKey };
+    ));
   } else {
     pair = await generateKeyPair(alg, { extractable: true });
   }

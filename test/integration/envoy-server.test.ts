@@ -63,12 +63,12 @@ function checkRequest(headers: Record<string, string>): object {
 
 interface Rpc {
   err: grpc.ServiceError | null;
-  res: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  res: any;
 }
 
 function call(client: grpc.Client, method: string, req: object, deadlineMs = 5_000): Promise<Rpc> {
   return new Promise((resolve) => {
-    const fn = (client as unknown as Record<string, Function>)[method]!.bind(client);
+    const fn = (client as unknown as Record<string, (...args: unknown[]) => void>)[method]!.bind(client);
     fn(req, { deadline: Date.now() + deadlineMs }, (err: grpc.ServiceError | null, res: unknown) => resolve({ err, res }));
   });
 }

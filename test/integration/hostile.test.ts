@@ -142,7 +142,7 @@ function rawCall(
           result.response = checkResponseType().toObject(checkResponseType().decode(data.subarray(5, 5 + len)), {
             enums: Number,
             longs: String,
-          }) as RawResult['response'];
+          });
         } catch {
           result.error ??= 'undecodable response';
         }

@@ -229,7 +229,7 @@ describe('a spray of random kids', () => {
     const h = await start(configYaml([issuerYaml({ issuer: ISSUER, jwks_uri: `${jwks.origin}/jwks.json`, allow_insecure_http: true, cooldown: '30s' })]));
     const spray = async (n: number) => {
       const tokens = await Promise.all(
-        Array.from({ length: n }, () => signToken({ ...k1, kid: `kid-${randomUUID()}` } as TestKey)),
+        Array.from({ length: n }, () => signToken({ ...k1, kid: `kid-${randomUUID()}` })),
       );
       const out: OfficialCheckResponse[] = [];
       for (let i = 0; i < tokens.length; i += 100) out.push(...(await Promise.all(tokens.slice(i, i + 100).map((t) => h.check(t)))));

@@ -423,26 +423,26 @@ export function expected(w: OracleWorld, req: OracleRequest, nowMs: number): Exp
     (txn === undefined || typeof txn === 'string') &&
     (cnf === undefined || (isObj(cnf) && (get(cnf, 'x5t#S256') === undefined || typeof get(cnf, 'x5t#S256') === 'string')));
   if (!typesOk) return one('bad_claim');
-  const iatN = iat as number;
-  const expN = exp as number;
+  const iatN = iat;
+  const expN = exp;
 
   const skew = issuer.clockSkewMs;
   if (nowMs > expN * 1000 + skew) return one('expired');
-  if (nbf !== undefined && (nbf as number) * 1000 > nowMs + skew) return one('not_yet_valid');
+  if (nbf !== undefined && (nbf) * 1000 > nowMs + skew) return one('not_yet_valid');
   if (iatN * 1000 > nowMs + skew) return one('issued_in_future');
   if ((expN - iatN) * 1000 > issuer.maxLifetimeMs) return one('lifetime_too_long');
 
-  const audOk = typeof aud === 'string' ? aud === w.workloadId : issuer.audienceArrays && (aud as string[]).includes(w.workloadId);
+  const audOk = typeof aud === 'string' ? aud === w.workloadId : issuer.audienceArrays && (aud).includes(w.workloadId);
   if (!audOk) return one('audience_mismatch');
 
   const caller = req.caller !== undefined && req.caller !== '' ? req.caller : undefined;
-  const actObj = act as Record<string, unknown>;
+  const actObj = act;
   if (caller === undefined) {
     if (w.requirePeerIdentity) return one('peer_unauthenticated');
   } else if (get(actObj, 'sub') !== caller) return one('actor_mismatch');
 
   if (cnf !== undefined) {
-    const want = get(cnf as Record<string, unknown>, 'x5t#S256');
+    const want = get(cnf, 'x5t#S256');
     const got = req.certificate === undefined || req.certificate === '' ? undefined : thumbprint(req.certificate);
     if (want === undefined || got === undefined || got !== want) return one('cnf_mismatch');
   }

@@ -290,7 +290,7 @@ describe('shared allow answers (frozen audit facts of a cached token)', () => {
     const a = deepFrozen(FULL_AUDIT);
     const d1 = toCheckResponse(outcome(deny('actor_mismatch'), a), req('one'), { upstreamHeaders: true });
     const d2 = toCheckResponse(outcome(deny('actor_mismatch'), a), req('two'), { upstreamHeaders: true });
-    expect(JSON.parse(d1.denied_response!.body!).request_id).toBe('one');
-    expect(JSON.parse(d2.denied_response!.body!).request_id).toBe('two');
+    expect(JSON.parse(d1.denied_response!.body).request_id).toBe('one');
+    expect(JSON.parse(d2.denied_response!.body).request_id).toBe('two');
   });
 });

@@ -153,7 +153,7 @@ describe('EngineHost: swapping configs', () => {
     const after = h.authorize(req(token));
     src.gate = undefined;
     open();
-    for (const o of await Promise.all(inflight)) {
+    for (const o of await Promise.all(inflight.map((r) => Promise.resolve(r)))) {
       expect(o.decision.reason).toBe('audience_mismatch');
       expect(o.enforced).toBe(true); // the old config: enforce
     }

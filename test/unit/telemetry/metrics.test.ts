@@ -3,7 +3,7 @@ import { Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { ALL_REASONS } from '../../../src/core/reasons.js';
 import { CHECK_DURATION_BUCKETS, DurationHistogram, Metrics } from '../../../src/telemetry/metrics.js';
-import { REFRESH_RESULTS } from '../../../src/token/sources.js';
+import type { REFRESH_RESULTS } from '../../../src/token/sources.js';
 
 const ISS = 'https://sts.prod.example.org';
 const SEED = process.env['FUZZ_SEED'] ? { seed: Number(process.env['FUZZ_SEED']) } : {};

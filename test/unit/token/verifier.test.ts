@@ -1,6 +1,6 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { compactVerify, createLocalJWKSet, exportSPKI, type JWK } from 'jose';
+import { compactVerify, createLocalJWKSet, exportSPKI } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DENY_STATUS, type DenyReason } from '../../../src/core/reasons.js';
 import { HttpKeySource, StaticKeySource } from '../../../src/token/sources.js';
@@ -358,7 +358,7 @@ describe('TokenVerifier: SPEC §3 token stage', () => {
       const key =
         c.jose === 'hmac-spki'
           ? new TextEncoder().encode(spkiPem)
-          : createLocalJWKSet((c.jose === 'single-key-jwks' ? jwksOf(keys.es256) : keys.jwks) as { keys: JWK[] });
+          : createLocalJWKSet(c.jose === 'single-key-jwks' ? jwksOf(keys.es256) : keys.jwks);
       await expect(compactVerify(token, key as Parameters<typeof compactVerify>[1])).resolves.toBeDefined();
     }
   });
