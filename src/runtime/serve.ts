@@ -140,7 +140,7 @@ export async function startServer(config: HopguardConfig, opts: ServeOptions = {
     onJwksRefresh: opts.onJwksRefresh,
     onReload: (result) => metrics.configReload(result),
     onApplied: (c) => {
-      metrics.setIssuers(c.issuers.map((i) => i.issuer));
+      metrics.applyConfig(c);
       readiness.update();
     },
   });

@@ -6,6 +6,7 @@
  * `sink` a configured sink, `result` a fixed vocabulary. Each instance owns its own
  * Registry (never prom-client's global one) so tests and reloads can build many.
  */
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { ALL_REASONS, isReasonCode, type ReasonCode } from '../core/reasons.js';
 import { REFRESH_RESULTS, type RefreshResultCode } from '../token/sources.js';
@@ -35,7 +36,32 @@ export interface MetricsOptions {
   readonly issuers?: readonly string[];
   /** Node process metrics (`process_*`, `nodejs_*`, event-loop lag). Default true. */
   readonly defaultMetrics?: boolean;
+  /** Wall clock (ms) for the reload timestamps; tests inject one. Default Date.now. */
+  readonly nowMs?: () => number;
 }
+
+/**
+ * The parts of a config the metrics follow (HopguardConfig fits): per issuer, whether its
+ * keys come from a file (file keys never go stale) or the network (they expire `max_stale`
+ * after the last successful fetch).
+ */
+export interface MetricsConfigView {
+  readonly issuers: readonly { readonly issuer: string; readonly jwks_file?: string | undefined; readonly max_stale: number }[];
+}
+
+/**
+ * prom-client's default-metric gauges whose names end in `_total`: Prometheus reserves that
+ * suffix for counters (`promtool check metrics` rejects them). Each is the sum of its
+ * labelled sibling (`sum(nodejs_active_handles)`), so dropping them loses nothing.
+ */
+export const DROPPED_DEFAULT_METRICS: readonly string[] = Object.freeze([
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+]);
+
+/** Sampling interval of the event-loop delay monitors (prom-client's default, and ours). */
+export const EVENT_LOOP_RESOLUTION_MS = 10;
 
 /** Minimal view the hot path needs (tests can pass a fake). */
 export interface DecisionMetrics {
@@ -137,6 +163,12 @@ export class Metrics implements DecisionMetrics {
   private readonly jwksKeyGauge: Gauge<'issuer'>;
   private readonly jwksSuccessGauge: Gauge<'issuer'>;
   private readonly configReloads: Counter<'result'>;
+  private readonly reloadSuccessful: Gauge<never>;
+  private readonly reloadSuccessTime: Gauge<never>;
+  private readonly jwksMaxStaleGauge: Gauge<'issuer'>;
+  /** Issuers with a hopguard_jwks_max_stale_seconds series. */
+  private staleDeadlineIssuers: ReadonlySet<string> = new Set();
+  private readonly nowMs: () => number;
   private readonly eventsDroppedCounter: Counter<'sink'>;
   private readonly eventsSampledOut: Counter<never>;
   private readonly eventsBufferedGauge: Gauge<'sink'>;
@@ -153,6 +185,7 @@ export class Metrics implements DecisionMetrics {
     const registry = new Registry();
     this.registry = registry;
     const registers = [registry];
+    this.nowMs = opts.nowMs ?? Date.now;
 
     this.decisions = new Counter({
       name: 'hopguard_decisions_total',
@@ -197,12 +230,32 @@ export class Metrics implements DecisionMetrics {
       labelNames: ['issuer'] as const,
       registers,
     });
+    this.jwksMaxStaleGauge = new Gauge({
+      name: 'hopguard_jwks_max_stale_seconds',
+      help: 'issuers[].max_stale of each issuer whose keys are fetched (not jwks_file): its keys stop being used this long after the last successful load.',
+      labelNames: ['issuer'] as const,
+      registers,
+    });
     this.configReloads = new Counter({
       name: 'hopguard_config_reloads_total',
       help: 'Config file reloads by result (applied, rejected).',
       labelNames: ['result'] as const,
       registers,
     });
+    // The state, not only the event (as Prometheus's own prometheus_config_last_reload_*):
+    // a rejected edit stays visible for as long as the old config keeps serving.
+    this.reloadSuccessful = new Gauge({
+      name: 'hopguard_config_last_reload_successful',
+      help: '1 when the config file in use is the last version read (start-up or last reload applied); 0 after a rejected reload, until one applies.',
+      registers,
+    });
+    this.reloadSuccessTime = new Gauge({
+      name: 'hopguard_config_last_reload_success_timestamp_seconds',
+      help: 'Unix time the config in use was loaded (start-up or last applied reload).',
+      registers,
+    });
+    this.reloadSuccessful.set(1);
+    this.reloadSuccessTime.set(this.nowMs() / 1000);
     this.eventsDroppedCounter = new Counter({
       name: 'hopguard_events_dropped_total',
       help: 'Decision events lost per sink (buffer overflow, non-retryable rejection, shutdown deadline).',
@@ -251,8 +304,13 @@ export class Metrics implements DecisionMetrics {
 
     this.issuerSet = new Set(opts.issuers ?? []);
 
-    // Zero series for the counters SREs alert on, so rate() and absent() work from the start.
-    for (const r of ALL_REASONS) this.decisionChild(isAllowReason(r), r, true);
+    // Zero series for the counters SREs alert on, so rate() and increase() see the first
+    // count (a series born at 1 has no earlier sample to increase from). Both values of
+    // `enforced`: a dry-run process counts with "false", and a reload may switch the mode.
+    for (const r of ALL_REASONS) {
+      this.decisionChild(isAllowReason(r), r, true);
+      this.decisionChild(isAllowReason(r), r, false);
+    }
     const hit = this.cacheLookups.labels('hit');
     const miss = this.cacheLookups.labels('miss');
     hit.inc(0);
@@ -262,13 +320,32 @@ export class Metrics implements DecisionMetrics {
     this.configReloads.inc({ result: 'applied' }, 0);
     this.configReloads.inc({ result: 'rejected' }, 0);
     this.eventsSampledOut.inc(0);
-    for (const i of this.issuerSet) this.jwksRefreshes.inc({ issuer: i, result: 'ok' }, 0);
+    for (const i of this.issuerSet) this.zeroRefreshes(i);
 
     if (opts.defaultMetrics !== false) {
       // Standard names (process_*, nodejs_*) so stock Node dashboards work; includes
       // nodejs_eventloop_lag_seconds and its percentiles.
-      collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
+      collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_RESOLUTION_MS });
+      for (const name of DROPPED_DEFAULT_METRICS) registry.removeSingleMetric(name);
+      registerEventLoopDelay(registers);
     }
+  }
+
+  /**
+   * Follows a config (start-up and every applied reload): the configured issuers, and the
+   * max_stale of those whose keys are fetched.
+   */
+  applyConfig(c: MetricsConfigView): void {
+    this.setIssuers(c.issuers.map((i) => i.issuer));
+    const remote = new Set<string>();
+    for (const i of c.issuers) {
+      if (i.jwks_file !== undefined || !Number.isFinite(i.max_stale)) continue;
+      remote.add(i.issuer);
+      this.jwksMaxStaleGauge.set({ issuer: i.issuer }, i.max_stale / 1000);
+    }
+    // An issuer dropped, or switched to jwks_file, has no deadline any more.
+    for (const issuer of this.staleDeadlineIssuers) if (!remote.has(issuer)) this.jwksMaxStaleGauge.remove({ issuer });
+    this.staleDeadlineIssuers = remote;
   }
 
   /** Prometheus text exposition of everything in this registry. */
@@ -330,9 +407,14 @@ export class Metrics implements DecisionMetrics {
       for (const result of [...REFRESH_RESULTS, OTHER_RESULT]) this.jwksRefreshes.remove({ issuer: old, result });
     }
     for (const i of next) {
-      if (!this.issuerSet.has(i)) this.jwksRefreshes.inc({ issuer: i, result: 'ok' }, 0);
+      if (!this.issuerSet.has(i)) this.zeroRefreshes(i);
     }
     this.issuerSet = next;
+  }
+
+  /** Every refresh result of a configured issuer starts at 0: its first failure is counted. */
+  private zeroRefreshes(issuer: string): void {
+    for (const result of REFRESH_RESULTS) this.jwksRefreshes.inc({ issuer, result }, 0);
   }
 
   /** The label value for an issuer: itself when configured, else `other`. */
@@ -360,7 +442,10 @@ export class Metrics implements DecisionMetrics {
   // ---- config -----------------------------------------------------------------------
 
   configReload(result: ConfigReloadResult): void {
-    this.configReloads.inc({ result: result === 'applied' ? 'applied' : 'rejected' });
+    const applied = result === 'applied';
+    this.configReloads.inc({ result: applied ? 'applied' : 'rejected' });
+    this.reloadSuccessful.set(applied ? 1 : 0);
+    if (applied) this.reloadSuccessTime.set(this.nowMs() / 1000);
   }
 
   // ---- events -------------------------------------------------------------------------
@@ -383,6 +468,44 @@ export class Metrics implements DecisionMetrics {
   eventsSampled(n = 1): void {
     if (n > 0) this.eventsSampledOut.inc(n);
   }
+}
+
+/**
+ * Event-loop delay as it adds to a Check. Node's monitor records the time between ticks of
+ * a timer firing every EVENT_LOOP_RESOLUTION_MS, so an idle loop reads 10 ms (that is what
+ * prom-client's nodejs_eventloop_lag_p50/p99_seconds show); the delay is what exceeds the
+ * interval. Statistics cover the time since the previous scrape (reset on each read). A
+ * monitor of its own: prom-client's is private, and two timers of one interval fire in the
+ * same loop turn (measured: no extra CPU over one).
+ */
+function registerEventLoopDelay(registers: Registry[]): void {
+  const h: IntervalHistogram = monitorEventLoopDelay({ resolution: EVENT_LOOP_RESOLUTION_MS });
+  h.enable();
+  const floorNs = EVENT_LOOP_RESOLUTION_MS * 1e6;
+  const delay = (ns: number): number => (h.count > 0 && Number.isFinite(ns) ? Math.max(0, ns - floorNs) / 1e9 : 0);
+  // Registered first, and a registry reads its metrics in order: this collect sets all
+  // three before the other two are read, then starts the next interval.
+  new Gauge({
+    name: 'hopguard_eventloop_delay_mean_seconds',
+    help: `Mean event-loop delay since the previous scrape, beyond the monitor's ${EVENT_LOOP_RESOLUTION_MS} ms sampling interval (0 when idle).`,
+    registers,
+    collect() {
+      this.set(delay(h.mean));
+      p99.set(delay(h.percentile(99)));
+      max.set(delay(h.max));
+      h.reset();
+    },
+  });
+  const p99 = new Gauge({
+    name: 'hopguard_eventloop_delay_p99_seconds',
+    help: `99th percentile of the event-loop delay since the previous scrape, beyond the monitor's ${EVENT_LOOP_RESOLUTION_MS} ms sampling interval.`,
+    registers,
+  });
+  const max = new Gauge({
+    name: 'hopguard_eventloop_delay_max_seconds',
+    help: `Longest event-loop delay since the previous scrape, beyond the monitor's ${EVENT_LOOP_RESOLUTION_MS} ms sampling interval.`,
+    registers,
+  });
 }
 
 function sinkLabel(s: string): EventSinkName {

@@ -98,6 +98,8 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
   const { config, logger } = opts;
   const metrics =
     opts.metrics ?? new Metrics({ version: VERSION, issuers: config.issuers.map((i) => i.issuer) });
+  // The issuers' key deadlines (max_stale); reloads re-apply it.
+  metrics.applyConfig(config);
   const sinks = opts.sinks ?? sinksFromConfig(config, metrics, logger);
   const current = opts.current ?? (() => config);
   let faults = 0;

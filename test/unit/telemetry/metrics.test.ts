@@ -2,8 +2,13 @@ import fc from 'fast-check';
 import { Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { ALL_REASONS } from '../../../src/core/reasons.js';
-import { CHECK_DURATION_BUCKETS, DurationHistogram, Metrics } from '../../../src/telemetry/metrics.js';
-import type { REFRESH_RESULTS } from '../../../src/token/sources.js';
+import {
+  CHECK_DURATION_BUCKETS,
+  DROPPED_DEFAULT_METRICS,
+  DurationHistogram,
+  Metrics,
+} from '../../../src/telemetry/metrics.js';
+import { REFRESH_RESULTS } from '../../../src/token/sources.js';
 
 const ISS = 'https://sts.prod.example.org';
 const SEED = process.env['FUZZ_SEED'] ? { seed: Number(process.env['FUZZ_SEED']) } : {};
@@ -61,6 +66,42 @@ describe('Metrics: names exactly as SPEC §6', () => {
     expect(text).toContain('# TYPE process_resident_memory_bytes gauge');
   });
 
+  it('drops the default gauges named *_total (promtool: only counters end in _total), keeps their labelled siblings', async () => {
+    const text = await new Metrics({ version: '1', issuers: [] }).metrics();
+    expect(DROPPED_DEFAULT_METRICS).toEqual(['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']);
+    for (const name of DROPPED_DEFAULT_METRICS) expect(text).not.toMatch(new RegExp(`^(# (TYPE|HELP) )?${name}\\b`, 'm'));
+    expect(text).toContain('# TYPE nodejs_active_handles gauge');
+    // No gauge of ours or of the defaults ends in _total.
+    const gaugesNamedTotal = [...text.matchAll(/^# TYPE (\S+_total) (\w+)$/gm)].filter((m) => m[2] !== 'counter').map((m) => m[1]);
+    expect(gaugesNamedTotal).toEqual([]);
+  });
+
+  it('event-loop delay gauges report the delay beyond the 10 ms sampling interval, per scrape', async () => {
+    const x = new Metrics({ version: '1', issuers: [] });
+    const read = async () => {
+      const text = await x.metrics();
+      const v = (n: string) => Number(new RegExp(`^${n} (\\S+)$`, 'm').exec(text)?.[1]);
+      return { mean: v('hopguard_eventloop_delay_mean_seconds'), p99: v('hopguard_eventloop_delay_p99_seconds'), max: v('hopguard_eventloop_delay_max_seconds'), lagP50: v('nodejs_eventloop_lag_p50_seconds') };
+    };
+    await read(); // starts an interval
+    // Block the loop for 600 ms: one tick of the monitor comes at least that late. (Only
+    // lower bounds on delays are asserted: a loaded machine adds delay, never removes it.)
+    await new Promise((r) => setTimeout(r, 30));
+    const until = performance.now() + 600;
+    while (performance.now() < until) {
+      /* busy */
+    }
+    await new Promise((r) => setTimeout(r, 30));
+    const blocked = await read();
+    expect(blocked.max).toBeGreaterThanOrEqual(0.58);
+    expect(blocked.max).toBeLessThan(60); // seconds, not nanoseconds
+    expect(blocked.p99).toBeLessThanOrEqual(blocked.max);
+    expect(blocked.mean).toBeLessThanOrEqual(blocked.max);
+    expect(blocked.mean).toBeGreaterThan(0);
+    // prom-client's percentiles include the 10 ms interval itself: never below ~10 ms.
+    expect(blocked.lagP50).toBeGreaterThanOrEqual(0.009);
+  });
+
   it('owns its registry: two instances do not share counts', async () => {
     const a = m();
     const b = m();
@@ -85,13 +126,19 @@ describe('decisions', () => {
     expect(h.get('hopguard_check_duration_seconds_count')).toBe(4);
   });
 
-  it('starts every reason at 0 (enforced) so rate() and alerts work from the first scrape', async () => {
-    const s = await series(m(), 'hopguard_decisions_total');
+  it('starts every reason at 0, enforced and dry-run (enforced="false"), so increase() sees the first count', async () => {
+    const x = m();
+    const s = await series(x, 'hopguard_decisions_total');
     for (const r of ALL_REASONS) {
       const d = r === 'granted' || r === 'exempt' ? 'allow' : 'deny';
-      expect(s.get(`hopguard_decisions_total{decision="${d}",reason="${r}",enforced="true"}`)).toBe(0);
+      for (const e of ['true', 'false']) expect(s.get(`hopguard_decisions_total{decision="${d}",reason="${r}",enforced="${e}"}`), `${r} ${e}`).toBe(0);
     }
-    expect(s.size).toBe(ALL_REASONS.length);
+    expect(s.size).toBe(2 * ALL_REASONS.length);
+    // A dry-run count lands on its series: incremented, not created.
+    x.decision(false, 'internal_error', false, 0.001);
+    const after = await series(x, 'hopguard_decisions_total');
+    expect(after.size).toBe(2 * ALL_REASONS.length);
+    expect(after.get('hopguard_decisions_total{decision="deny",reason="internal_error",enforced="false"}')).toBe(1);
   });
 
   it('never mints a series from a value outside the closed sets', async () => {
@@ -99,7 +146,7 @@ describe('decisions', () => {
     x.decision(false, 'made_up_reason', true, 0.001);
     x.decision(true, 'bad_signature', true, 0.001); // inconsistent: counted as the deny it names
     const s = await series(x, 'hopguard_decisions_total');
-    expect(s.size).toBe(ALL_REASONS.length);
+    expect(s.size).toBe(2 * ALL_REASONS.length);
     expect(s.get('hopguard_decisions_total{decision="deny",reason="internal_error",enforced="true"}')).toBe(1);
     expect(s.get('hopguard_decisions_total{decision="deny",reason="bad_signature",enforced="true"}')).toBe(1);
   });
@@ -132,7 +179,9 @@ describe('keys, cache, reloads', () => {
     expect(r.get(`hopguard_jwks_refreshes_total{issuer="${ISS}",result="ok"}`)).toBe(1);
     expect(r.get(`hopguard_jwks_refreshes_total{issuer="${ISS}",result="timeout"}`)).toBe(1);
     expect(r.get('hopguard_jwks_refreshes_total{issuer="other",result="ok"}')).toBe(1000);
-    expect(r.size).toBe(3);
+    // The configured issuer has every result at 0 from the start; `other` only what happened.
+    expect(r.size).toBe(REFRESH_RESULTS.length + 1);
+    expect(r.get(`hopguard_jwks_refreshes_total{issuer="${ISS}",result="http_status"}`)).toBe(0);
     expect((await series(x, 'hopguard_jwks_keys')).get(`hopguard_jwks_keys{issuer="${ISS}"}`)).toBe(3);
     expect(
       (await series(x, 'hopguard_jwks_last_success_timestamp_seconds')).get(
@@ -175,6 +224,41 @@ describe('keys, cache, reloads', () => {
     const r = await series(x, 'hopguard_config_reloads_total');
     expect(r.get('hopguard_config_reloads_total{result="applied"}')).toBe(1);
     expect(r.get('hopguard_config_reloads_total{result="rejected"}')).toBe(2);
+  });
+
+  it('config reload state: successful at start, 0 after a rejected reload (until one applies), success time', async () => {
+    let now = 1_800_000_000_000;
+    const x = new Metrics({ version: '1', issuers: [], defaultMetrics: false, nowMs: () => now });
+    const state = async () => ({
+      ok: (await series(x, 'hopguard_config_last_reload_successful')).get('hopguard_config_last_reload_successful'),
+      at: (await series(x, 'hopguard_config_last_reload_success_timestamp_seconds')).get('hopguard_config_last_reload_success_timestamp_seconds'),
+    });
+    expect(await state()).toEqual({ ok: 1, at: 1_800_000_000 });
+    now += 60_000;
+    x.configReload('rejected');
+    expect(await state()).toEqual({ ok: 0, at: 1_800_000_000 });
+    now += 3_600_000;
+    x.configReload('rejected');
+    expect(await state()).toEqual({ ok: 0, at: 1_800_000_000 }); // still 0 an hour later: the state, not the event
+    x.configReload('applied');
+    expect(await state()).toEqual({ ok: 1, at: 1_800_003_660 });
+  });
+
+  it('max_stale is exported for issuers whose keys are fetched, not for jwks_file ones, and follows reloads', async () => {
+    const x = m([]);
+    const F = 'https://file.example';
+    x.applyConfig({
+      issuers: [
+        { issuer: ISS, max_stale: 3_600_000 },
+        { issuer: F, jwks_file: '/etc/hopguard/jwks.json', max_stale: 3_600_000 },
+      ],
+    });
+    let s = await series(x, 'hopguard_jwks_max_stale_seconds');
+    expect([...s]).toEqual([[`hopguard_jwks_max_stale_seconds{issuer="${ISS}"}`, 3600]]);
+    expect((await series(x, 'hopguard_jwks_refreshes_total')).get(`hopguard_jwks_refreshes_total{issuer="${F}",result="read_failed"}`)).toBe(0);
+    x.applyConfig({ issuers: [{ issuer: F, max_stale: 600_000 }] });
+    s = await series(x, 'hopguard_jwks_max_stale_seconds');
+    expect([...s]).toEqual([[`hopguard_jwks_max_stale_seconds{issuer="${F}"}`, 600]]);
   });
 
   it('sampled-out events are counted apart from drops', async () => {
