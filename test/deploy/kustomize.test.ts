@@ -332,31 +332,48 @@ describe('deploy/base: plain Envoy sidecar', () => {
     expect(np.spec.ingress.flatMap((r) => r.ports.map((p) => p.port)).sort()).toEqual([15021, 8443, 9464].sort());
   });
 
-  it('the PrometheusRule has the alerts SREs need', () => {
-    const rule = one(overlay, 'PrometheusRule') as unknown as { spec: { groups: { rules: { alert: string; expr: string; labels: { severity: string }; annotations: { summary: string } }[] }[] } };
-    const rules = rule.spec.groups.flatMap((g) => g.rules);
+  it('the PrometheusRules have the alerts SREs need', () => {
+    type Rule = { alert?: string; expr: string; labels?: { severity: string }; annotations?: { summary: string } };
+    const rules = objects(overlay)
+      .filter((o) => o.kind === 'PrometheusRule')
+      .flatMap((o) => (o as unknown as { spec: { groups: { rules: Rule[] }[] } }).spec.groups.flatMap((g) => g.rules))
+      .filter((r) => r.alert);
     expect(rules.map((r) => r.alert).sort()).toEqual(
       [
         'HopguardCheckLatencyHigh',
+        'HopguardChecksRefused',
         'HopguardConfigReloadRejected',
         'HopguardDenyRateSpike',
         'HopguardEventsDropped',
+        'HopguardExtAuthzErrors',
+        'HopguardExtAuthzTimeouts',
+        'HopguardFailOpen',
         'HopguardInternalErrors',
+        'HopguardJwksKeysExpiring',
         'HopguardJwksRefreshFailing',
         'HopguardKeysUnavailable',
+        'HopguardMetricsAbsent',
+        'HopguardNotServing',
+        'HopguardTargetDown',
       ].sort(),
     );
     for (const r of rules) {
-      expect(['warning', 'critical'], r.alert).toContain(r.labels.severity);
-      expect(r.annotations.summary, r.alert).toBeTruthy();
+      expect(['warning', 'critical'], r.alert).toContain(r.labels?.severity);
+      expect(r.annotations?.summary, r.alert).toBeTruthy();
     }
     const expr = (name: string) => rules.find((r) => r.alert === name)?.expr ?? '';
-    expect(expr('HopguardDenyRateSpike')).toMatch(/sum by \(namespace, reason\)/);
+    expect(expr('HopguardDenyRateSpike')).toContain('namespace_reason:hopguard_denials:baseline');
     expect(expr('HopguardKeysUnavailable')).toContain('reason="keys_unavailable"');
     expect(expr('HopguardCheckLatencyHigh')).toContain('histogram_quantile(0.99');
     expect(expr('HopguardCheckLatencyHigh')).toContain('hopguard_check_duration_seconds_bucket');
-    expect(expr('HopguardConfigReloadRejected')).toContain('hopguard_config_reloads_total{result="rejected"}');
+    expect(expr('HopguardConfigReloadRejected')).toContain('hopguard_config_last_reload_successful');
     expect(expr('HopguardEventsDropped')).toContain('hopguard_events_dropped_total');
+  });
+
+  it('the ServiceMonitor gives hopguard and Envoy the fixed job names the alerts select', () => {
+    const sm = one(overlay, 'ServiceMonitor') as unknown as { spec: { endpoints: { port: string; relabelings?: { targetLabel?: string; replacement?: string }[] }[] } };
+    const jobs = Object.fromEntries(sm.spec.endpoints.map((e) => [e.port, e.relabelings?.find((r) => r.targetLabel === 'job')?.replacement]));
+    expect(jobs).toEqual({ 'hopguard-admin': 'hopguard', 'envoy-stats': 'hopguard-envoy' });
   });
 
   it('resources: the comment points at the benchmark that refines them', () => {

@@ -7,12 +7,33 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { exportJWK, generateKeyPair } from 'jose';
+import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../src/runtime/serve.js';
 import { parseConfig } from '../../src/config/load.js';
 import { Logger } from '../../src/telemetry/log.js';
+import { startJwksServer, type JwksServer } from '../helpers/server.js';
 import { render, ROOT } from './k8s.js';
 import { matchers, metricNames, parseExposition, type ScrapedFamily } from './promql.js';
+
+/**
+ * Series of other exporters the dashboard and the alerts read on purpose: Prometheus's own
+ * `up`, and Envoy's stats as Envoy exports them in Prometheus format for envoy.yaml (ext_authz
+ * filter stats under the HCM prefix, tag-extracted; hopguard cluster stats). No Envoy runs
+ * here: these names follow Envoy's documented stats and default tag extractors, and their
+ * label values are checked against envoy.yaml below.
+ */
+const EXTERNAL_METRICS = new Set([
+  'up',
+  'envoy_http_ext_authz_ok',
+  'envoy_http_ext_authz_denied',
+  'envoy_http_ext_authz_error',
+  'envoy_http_ext_authz_invalid',
+  'envoy_http_ext_authz_failure_mode_allowed',
+  'envoy_cluster_upstream_rq_total',
+  'envoy_cluster_upstream_rq_timeout',
+  'envoy_cluster_membership_healthy',
+]);
 
 /** Labels Prometheus attaches to every scraped series (not in hopguard's exposition). */
 const TARGET_LABELS = new Set(['namespace', 'pod', 'job', 'instance', 'service', 'container', 'endpoint']);
@@ -43,12 +64,16 @@ const dashboardExprs = [
   ...dashboard.templating.list.filter((v) => v.type === 'query').map((v) => v.definition ?? ''),
 ];
 
-const rule = render('deploy/base').find((o) => o.kind === 'PrometheusRule') as unknown as {
-  spec: { groups: { rules: { alert: string; expr: string }[] }[] };
-};
-const ruleExprs = rule.spec.groups.flatMap((g) => g.rules.map((r) => r.expr));
+const rules = render('deploy/base').filter((o) => o.kind === 'PrometheusRule') as unknown as {
+  spec: { groups: { rules: { alert?: string; record?: string; expr: string }[] }[] };
+}[];
+const ruleList = rules.flatMap((r) => r.spec.groups.flatMap((g) => g.rules));
+const ruleExprs = ruleList.map((r) => r.expr);
+/** Series the recording rules produce: alerts may read them. */
+const recorded = new Set(ruleList.flatMap((r) => (r.record ? [r.record] : [])));
 
 let dir: string;
+let remote: JwksServer;
 let running: RunningServer;
 let scraped: Map<string, ScrapedFamily>;
 
@@ -56,11 +81,14 @@ beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'hopguard-metrics-'));
   const { publicKey } = await generateKeyPair('ES256');
   writeFileSync(path.join(dir, 'jwks.json'), JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] }));
+  // A file issuer and one whose keys are fetched (its max_stale is exported).
+  remote = await startJwksServer(JSON.parse(readFileSync(path.join(dir, 'jwks.json'), 'utf8')));
   const yaml = `
 listen: { grpc: 127.0.0.1:0, admin: 127.0.0.1:0 }
 workload: { id: spiffe://prod.example.org/ns/payments/sa/ledger }
 issuers:
   - { issuer: https://sts.prod.example.org, jwks_file: ${JSON.stringify(path.join(dir, 'jwks.json'))}, algorithms: [ES256] }
+  - { issuer: https://remote.example.org, jwks_uri: "${remote.url}", allow_insecure_http: true, algorithms: [ES256] }
 delegation: { trusted_domains: [prod.example.org] }
 events: { sinks: [stdout] }
 `;
@@ -74,11 +102,12 @@ events: { sinks: [stdout] }
 
 afterAll(async () => {
   await running?.stop(1000, 0);
+  await remote?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 function unknownMetrics(exprs: readonly string[]): string[] {
-  return [...new Set(exprs.flatMap(metricNames))].filter((n) => !scraped.has(n)).sort();
+  return [...new Set(exprs.flatMap(metricNames))].filter((n) => !scraped.has(n) && !EXTERNAL_METRICS.has(n) && !recorded.has(n)).sort();
 }
 
 /** `metric{label="value"}` matchers whose label or value the exposition never shows. */
@@ -128,10 +157,35 @@ describe('metric names the dashboard and alerts rely on', () => {
     expect(unknownLabelValues(dashboardExprs)).toEqual([]);
   });
 
-  it('the PrometheusRule queries only exported metrics and label values', () => {
-    expect(ruleExprs.length).toBeGreaterThanOrEqual(7);
+  it('the PrometheusRules query only exported metrics and label values', () => {
+    expect(ruleExprs.length).toBeGreaterThanOrEqual(15);
     expect(unknownMetrics(ruleExprs)).toEqual([]);
     expect(unknownLabelValues(ruleExprs)).toEqual([]);
+  });
+
+  it("Envoy's series are selected with the names envoy.yaml gives them (stat prefixes, cluster)", () => {
+    const envoy = parse(readFileSync(path.join(ROOT, 'envoy.yaml'), 'utf8')) as unknown;
+    const found = { extAuthzPrefix: new Set<string>(), hcmPrefix: new Set<string>(), clusters: new Set<string>() };
+    const walk = (v: unknown): void => {
+      if (Array.isArray(v)) v.forEach(walk);
+      else if (v && typeof v === 'object') {
+        const o = v as Record<string, unknown>;
+        if (String(o['@type']).endsWith('ext_authz.v3.ExtAuthz') && typeof o['stat_prefix'] === 'string') found.extAuthzPrefix.add(o['stat_prefix']);
+        if (String(o['@type']).endsWith('HttpConnectionManager') && typeof o['stat_prefix'] === 'string') found.hcmPrefix.add(o['stat_prefix']);
+        if (o['load_assignment'] && typeof o['name'] === 'string') found.clusters.add(o['name']);
+        Object.values(o).forEach(walk);
+      }
+    };
+    walk(envoy);
+    const all = [...ruleExprs, ...dashboardExprs].flatMap(matchers).filter((m) => m.metric.startsWith('envoy_'));
+    expect(all.length).toBeGreaterThan(5);
+    for (const m of all) {
+      if (m.label === 'envoy_ext_authz_prefix') expect(found.extAuthzPrefix, m.metric).toContain(m.value);
+      if (m.label === 'envoy_http_conn_manager_prefix') expect(found.hcmPrefix, m.metric).toContain(m.value);
+      if (m.label === 'envoy_cluster_name') expect(found.clusters, m.metric).toContain(m.value);
+    }
+    // The ext_authz stats exist only under a stat_prefix: without it the prefix label is absent.
+    expect(found.extAuthzPrefix).toEqual(new Set(['hopguard']));
   });
 
   it('a misspelled metric or label value would be caught', () => {
@@ -171,7 +225,42 @@ describe('deploy/grafana-dashboard.json', () => {
     expect(all).toMatch(/hopguard_token_cache_lookups_total\{result="hit"/); // token-cache hit ratio
     expect(all).toContain('hopguard_jwks_refreshes_total');
     expect(all).toContain('hopguard_events_dropped_total');
-    expect(all).toContain('nodejs_eventloop_lag_p99_seconds');
+    expect(all).toContain('hopguard_eventloop_delay_p99_seconds');
+    // hopguard as the outage: Envoy's ext_authz errors, timeouts, fail-open count; scrape up;
+    // keys' time left; Checks refused; the config reload state.
+    for (const m of [
+      'envoy_http_ext_authz_error',
+      'envoy_cluster_upstream_rq_timeout',
+      'envoy_http_ext_authz_failure_mode_allowed',
+      'up{job=~"hopguard|hopguard-envoy"',
+      'hopguard_jwks_max_stale_seconds',
+      'hopguard_checks_refused_total',
+      'hopguard_config_last_reload_successful',
+    ]) {
+      expect(all).toContain(m);
+    }
+  });
+
+  it('reads the same at every zoom level: rates, not increase() over $__rate_interval', () => {
+    for (const e of dashboardExprs) expect(e, e).not.toMatch(/increase\([^)]*\[\$__rate_interval\]/);
+  });
+
+  it('"Top deny reasons" is one instant query over the dashboard range', () => {
+    const p = panels.find((x) => x.title.startsWith('Top deny reasons')) as Panel & { targets: { instant?: boolean; range?: boolean; expr: string }[] };
+    expect(p.targets[0]).toMatchObject({ instant: true, range: false });
+    expect(p.targets[0]?.expr).toContain('[$__range]');
+  });
+
+  it('decisions by reason leave out the reasons at 0 (dozens of flat lines otherwise)', () => {
+    const p = panels.find((x) => x.title === 'Decisions/s by decision and reason');
+    expect(p?.targets?.[0]?.expr).toMatch(/> 0$/);
+  });
+
+  it('units: CPU as a share of a core; no unused __inputs', () => {
+    const cpu = panels.find((x) => x.title === 'CPU') as Panel & { fieldConfig: { defaults: { unit: string } } };
+    expect(cpu.fieldConfig.defaults.unit).toBe('percentunit');
+    const inputs = (dashboard as unknown as { __inputs?: { name: string }[] }).__inputs ?? [];
+    for (const i of inputs) expect(dashboardText, `__inputs ${i.name} unused`).toContain(`\${${i.name}}`);
   });
 });
 
