@@ -9,12 +9,13 @@
 # test/deploy/package-install.test.ts performs the same production install without Docker
 # (npm pack → npm ci --omit=dev → hopguard serve answers gRPC health and a Check).
 #
-# Node: an LTS line (bump with --build-arg NODE_VERSION=…); package.json engines is the floor.
-# For reproducible builds pin the base image by digest (node:24-slim@sha256:…).
-ARG NODE_VERSION=24
+# Node: the major version CI tests on (Node 20: .ci/run, package.json engines), pinned by tag
+# and digest so that every build starts from the same bytes. Both stages use it. To bump:
+# README "Deployment" (test/deploy/dockerfile.test.ts holds the image to CI's Node major).
+ARG NODE_IMAGE=node:20.20.2-bookworm-slim@sha256:2cf067cfed83d5ea958367df9f966191a942351a2df77d6f0193e162b5febfc0
 
 # ---- build: compile TypeScript (dev dependencies live only in this stage) ----------------
-FROM node:${NODE_VERSION}-slim AS build
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
@@ -23,7 +24,7 @@ COPY src ./src
 RUN npm run build
 
 # ---- runtime: production dependencies, compiled output and protos, nothing else ----------
-FROM node:${NODE_VERSION}-slim AS runtime
+FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 # jemalloc instead of glibc's malloc: after a burst of distinct tokens glibc keeps the freed
 # native memory resident (measured: ~40 MB of free chunks in its main arena, RSS ~160 MB

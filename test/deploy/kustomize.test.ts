@@ -33,6 +33,28 @@ function one(overlay: Overlay, kind: string, name?: string): K8sObject {
   return found[0] as K8sObject;
 }
 
+/**
+ * The NetworkPolicy's ingress: ports open to any source (`from` absent) and ports admitted
+ * only from the monitoring namespace.
+ */
+function monitoringOnly(overlay: Overlay): { open: number[]; monitoring: number[] } {
+  const np = one(overlay, 'NetworkPolicy') as unknown as {
+    spec: { ingress: { from?: { namespaceSelector?: { matchLabels?: Record<string, string> }; podSelector?: unknown; ipBlock?: unknown }[]; ports: { port: number }[] }[] };
+  };
+  const open: number[] = [];
+  const monitoring: number[] = [];
+  for (const rule of np.spec.ingress) {
+    const ports = rule.ports.map((p) => p.port);
+    if (rule.from === undefined) open.push(...ports);
+    else {
+      // Every peer of the rule is the monitoring namespace (no ipBlock, no other namespace).
+      for (const peer of rule.from) expect(peer.namespaceSelector?.matchLabels).toEqual({ 'kubernetes.io/metadata.name': 'monitoring' });
+      monitoring.push(...ports);
+    }
+  }
+  return { open: open.sort((a, b) => a - b), monitoring: monitoring.sort((a, b) => a - b) };
+}
+
 /** A generated ConfigMap by its name before kustomize's hash suffix. */
 function configMap(overlay: Overlay, base: string): K8sObject {
   const found = objects(overlay).filter((o) => o.kind === 'ConfigMap' && new RegExp(`^${base}-[a-z0-9]{10}$`).test(o.metadata.name));
@@ -327,9 +349,21 @@ describe('deploy/base: plain Envoy sidecar', () => {
     expect(envoyFiles()['envoy.yaml']).toContain('path: /healthz');
   });
 
-  it('the NetworkPolicy admits only the mTLS port and the monitoring ports', () => {
-    const np = one(overlay, 'NetworkPolicy') as unknown as { spec: { ingress: { ports: { port: number }[] }[] } };
-    expect(np.spec.ingress.flatMap((r) => r.ports.map((p) => p.port)).sort()).toEqual([15021, 8443, 9464].sort());
+  it('the NetworkPolicy admits callers on the mTLS port, and the monitoring ports from the monitoring namespace only', () => {
+    expect(monitoringOnly(overlay)).toEqual({ open: [8443], monitoring: [9464, 15021] });
+  });
+
+  it('kubelet probes use only ports the NetworkPolicy restricts to monitoring (they come from the node, which it does not filter)', () => {
+    const probePorts = new Set<number>();
+    for (const c of [...(podSpec(overlay).initContainers ?? []), ...podSpec(overlay).containers]) {
+      for (const p of [c.startupProbe, c.livenessProbe, c.readinessProbe]) {
+        const port = p?.httpGet?.port ?? p?.tcpSocket?.port;
+        if (port !== undefined) probePorts.add(typeof port === 'number' ? port : portNumber(c, port));
+      }
+    }
+    expect([...probePorts].sort((a, b) => a - b)).toEqual([9464, 15021]);
+    // The comment that explains why probes still work is there for the next reader.
+    expect(readFileSync(path.join(ROOT, 'deploy/base/networkpolicy.yaml'), 'utf8')).toMatch(/Kubelet probes still work: the kubelet connects from the pod's own node/);
   });
 
   it('the PrometheusRules have the alerts SREs need', () => {
@@ -376,6 +410,18 @@ describe('deploy/base: plain Envoy sidecar', () => {
     expect(jobs).toEqual({ 'hopguard-admin': 'hopguard', 'envoy-stats': 'hopguard-envoy' });
   });
 
+  it('every third-party image is pinned by version and digest (no floating tag)', () => {
+    const spec = podSpec(overlay);
+    const images = [...(spec.initContainers ?? []), ...spec.containers].map((c) => c.image ?? '');
+    const own = images.filter((i) => i.startsWith('ghcr.io/example/hopguard:'));
+    expect(own, "hopguard's own image comes from kustomization.yaml images").toHaveLength(1);
+    for (const i of images.filter((x) => !own.includes(x))) {
+      expect(i).toMatch(/^[a-z0-9./-]+:v?\d+(\.\d+)+@sha256:[0-9a-f]{64}$/);
+      expect(i).not.toMatch(/latest/);
+    }
+    expect(readFileSync(path.join(ROOT, 'deploy/base/kustomization.yaml'), 'utf8')).toMatch(/digest: sha256:/);
+  });
+
   it('resources: the comment points at the benchmark that refines them', () => {
     expect(readFileSync(path.join(ROOT, 'deploy/base/deployment.yaml'), 'utf8')).toContain('bench/RESULTS.md');
   });
@@ -388,6 +434,10 @@ describe('deploy/overlays/istio', () => {
     kind: string;
     spec: { meshConfig: { extensionProviders: { name: string; envoyExtAuthzGrpc: Record<string, unknown> }[] } };
   };
+
+  it('the NetworkPolicy admits callers through istio-proxy, and the metrics ports from the monitoring namespace only', () => {
+    expect(monitoringOnly(overlay)).toEqual({ open: [8080], monitoring: [9464, 15090] });
+  });
 
   it("removes the base's Envoy, its ConfigMap and its certificate volume (istio-proxy replaces them)", () => {
     const spec = podSpec(overlay);
