@@ -25,7 +25,7 @@ import {
 import type { HopguardConfig, IssuerConfig } from '../config/types.js';
 import type { HopRequest, Outcome } from '../core/types.js';
 import type { Logger } from '../telemetry/log.js';
-import type { RefreshResult, SourceTuning } from '../token/sources.js';
+import type { RefreshResult, SourceTuning } from '../token/key-source-results.js';
 import type { KeySource } from '../token/types.js';
 import type { Engine, EngineReuse } from './engine.js';
 

@@ -4,10 +4,11 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import type { IssuerConfig } from '../config/types.js';
-import type { Timers } from '../config/watch.js';
+import type { Timers } from '../lib/timers.js';
 import { parseStrictJson } from '../token/json.js';
 import { parseJwks } from '../token/jwks.js';
-import { FileKeySource, HttpKeySource, type RefreshResult } from '../token/sources.js';
+import type { RefreshResult } from '../token/key-source-results.js';
+import { FileKeySource, HttpKeySource } from '../token/sources.js';
 import type { KeySource } from '../token/types.js';
 import type { Clock } from './clock.js';
 

@@ -4,7 +4,8 @@
  * config watcher — and hands every part to one ServerLifecycle, which owns their stop.
  */
 import type { HopguardConfig, IssuerConfig } from '../config/types.js';
-import { ConfigWatcher, type Timers } from '../config/watch.js';
+import { ConfigWatcher } from '../config/watch.js';
+import type { Timers } from '../lib/timers.js';
 import type { HopRequest, Outcome } from '../core/types.js';
 import { HealthState } from '../envoy/health.js';
 import { startGrpcServer } from '../envoy/server.js';
@@ -14,7 +15,7 @@ import { Logger, tracing } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { Readiness } from '../telemetry/readiness.js';
 import { createTelemetry, keyRefreshObserver } from '../telemetry/setup.js';
-import type { RefreshResult } from '../token/sources.js';
+import type { RefreshResult } from '../token/key-source-results.js';
 import type { KeySource } from '../token/types.js';
 import { systemClock, type Clock } from './clock.js';
 import { buildEngine, type Engine } from './engine.js';

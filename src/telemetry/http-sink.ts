@@ -15,6 +15,7 @@
  */
 import { gzip } from 'node:zlib';
 import { promisify } from 'node:util';
+import { backoffStep, equalJitter, realTimers, type Timers } from '../lib/timers.js';
 import type { EventSink } from './events.js';
 
 const gzipAsync = promisify(gzip);
@@ -27,19 +28,6 @@ export interface PostResult {
 
 /** Sends one gzip NDJSON body; rejects on network errors and when `signal` aborts. */
 export type PostFn = (body: Uint8Array, signal: AbortSignal) => Promise<PostResult>;
-
-export interface Timers {
-  /** Calls `fn` after `ms`; returns a cancel function. Must not keep the process alive. */
-  set(fn: () => void, ms: number): () => void;
-}
-
-export const realTimers: Timers = {
-  set(fn, ms) {
-    const t = setTimeout(fn, ms);
-    t.unref();
-    return () => clearTimeout(t);
-  },
-};
 
 export interface HttpSinkOptions {
   readonly url: string;
@@ -94,7 +82,8 @@ export class HttpSink implements EventSink {
   private head = 0;
   private inflight: Batch | undefined;
   private sending = false;
-  private cancelTimer: (() => void) | undefined;
+  /** The armed flush or retry timer (a handle of `timers`), if any. */
+  private timer: unknown;
   private timerKind: 'flush' | 'retry' | undefined;
   private abort: AbortController | undefined;
   private closed = false;
@@ -148,7 +137,7 @@ export class HttpSink implements EventSink {
     }
     this.queue.push(line);
     if (this.queued() >= this.o.batchSize) this.pump();
-    else if (this.cancelTimer === undefined && !this.sending) this.arm('flush', this.o.flushIntervalMs);
+    else if (this.timer === undefined && !this.sending) this.arm('flush', this.o.flushIntervalMs);
     return true;
   }
 
@@ -223,16 +212,16 @@ export class HttpSink implements EventSink {
   private arm(kind: 'flush' | 'retry', ms: number): void {
     this.stopTimer();
     this.timerKind = kind;
-    this.cancelTimer = this.o.timers.set(() => {
-      this.cancelTimer = undefined;
+    this.timer = this.o.timers.setTimeout(() => {
+      this.timer = undefined;
       this.timerKind = undefined;
       this.pump();
     }, Math.max(0, ms));
   }
 
   private stopTimer(): void {
-    this.cancelTimer?.();
-    this.cancelTimer = undefined;
+    if (this.timer !== undefined) this.o.timers.clearTimeout(this.timer);
+    this.timer = undefined;
     this.timerKind = undefined;
   }
 
@@ -265,13 +254,14 @@ export class HttpSink implements EventSink {
       const body = await batch.body;
       const abort = new AbortController();
       this.abort = abort;
-      const timer = this.o.timers.set(() => abort.abort(new Error('timeout')), this.o.timeoutMs);
+      const timers = this.o.timers;
+      const timer = timers.setTimeout(() => abort.abort(new Error('timeout')), this.o.timeoutMs);
       let res: PostResult;
       try {
         this.stats.posts++;
         res = await this.post(body, abort.signal);
       } finally {
-        timer();
+        timers.clearTimeout(timer);
         if (this.abort === abort) this.abort = undefined;
       }
       outcome = classify(res, batch, this.o, this.o.now());
@@ -325,13 +315,14 @@ export class HttpSink implements EventSink {
     try {
       await new Promise<void>((resolve) => {
         let done = false;
+        const timers = this.o.timers;
         const finish = (): void => {
           if (done) return;
           done = true;
-          cancel();
+          timers.clearTimeout(deadline);
           resolve();
         };
-        const cancel = this.o.timers.set(finish, Math.max(0, timeoutMs));
+        const deadline = timers.setTimeout(finish, Math.max(0, timeoutMs));
         this.idleWaiters.push(finish);
         if (this.timerKind === 'flush') this.stopTimer();
         this.pump();
@@ -364,8 +355,7 @@ function classify(
 
 /** Exponential back-off with "equal jitter": between half and all of base·2^(n-1), capped. */
 export function backoff(attempt: number, o: { retryBaseMs: number; retryMaxMs: number; random: () => number }): number {
-  const exp = Math.min(o.retryMaxMs, o.retryBaseMs * 2 ** Math.min(30, Math.max(0, attempt - 1)));
-  return exp / 2 + (exp / 2) * o.random();
+  return equalJitter(backoffStep(attempt, o.retryBaseMs, o.retryMaxMs), o.random());
 }
 
 /** `retry-after`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3); ms from now, or undefined. */

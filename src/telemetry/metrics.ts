@@ -9,7 +9,7 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { ALL_REASONS, isReasonCode, type ReasonCode } from '../core/reasons.js';
-import { REFRESH_RESULTS, type RefreshResultCode } from '../token/sources.js';
+import { REFRESH_RESULTS, type RefreshResultCode } from '../token/key-source-results.js';
 
 /** Latency buckets in seconds: 50 µs … 250 ms (a verified-and-cached Check is ~100 µs). */
 export const CHECK_DURATION_BUCKETS: readonly number[] = Object.freeze([

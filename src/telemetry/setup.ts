@@ -4,7 +4,7 @@
  * composition root (runtime/serve.ts), which only wires.
  */
 import type { HopguardConfig } from '../config/types.js';
-import type { RefreshResult } from '../token/sources.js';
+import type { RefreshResult } from '../token/key-source-results.js';
 import { VERSION } from '../version.js';
 import { DecisionPipeline, type EventSink } from './events.js';
 import { HttpSink } from './http-sink.js';

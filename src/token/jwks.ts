@@ -1,5 +1,6 @@
 import { importJWK, type CryptoKey, type JWK } from 'jose';
 import { jwsAlgorithm, keyFitsAlgorithm } from './algorithms.js';
+import { parseStrictJson } from './json.js';
 import type { KeyLookup } from './types.js';
 
 /**
@@ -45,6 +46,16 @@ interface Entry {
   readonly imports: Map<string, Promise<KeyLookup>>;
   /** Imports that resolved to a key, readable synchronously (the cache-hit fast path). */
   readonly found: Map<string, CryptoKey>;
+}
+
+/**
+ * A JWKS document as bytes (a file, an HTTP body): strict JSON (no duplicate keys, no BOM,
+ * …, as for tokens), then parseJwks. What `serve` accepts, and so what `validate` must.
+ */
+export function parseJwksDocument(bytes: Uint8Array): ParseJwksResult {
+  const json = parseStrictJson(bytes);
+  if (!json.ok) return { ok: false, problem: `JWKS is not valid JSON: ${json.problem}` };
+  return parseJwks(json.value);
 }
 
 /**

@@ -21,7 +21,7 @@ import { main } from '../../src/main.js';
 import { systemClock } from '../../src/runtime/clock.js';
 import { keySourceFor } from '../../src/runtime/keys.js';
 import { parseJwks } from '../../src/token/jwks.js';
-import type { RefreshResult } from '../../src/token/sources.js';
+import type { RefreshResult } from '../../src/token/key-source-results.js';
 import { VERSION } from '../../src/version.js';
 import { CALLER_PEM_FILE, CALLER_X5T, OTHER_PEM_FILE } from '../helpers/certs.js';
 import { CALLER, ISSUER, SUBJECT, WORKLOAD } from '../helpers/tokens.js';

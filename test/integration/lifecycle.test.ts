@@ -18,7 +18,7 @@ import { startServer, type RunningServer } from '../../src/runtime/serve.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { EventSink } from '../../src/telemetry/events.js';
 import { Logger } from '../../src/telemetry/log.js';
-import type { RefreshResult } from '../../src/token/sources.js';
+import type { RefreshResult } from '../../src/token/key-source-results.js';
 import { envoyCheckRequest, officialClient, type EnvoyLikeClient, type OfficialCheckResponse } from '../helpers/envoy.js';
 import { kubeVolume } from '../helpers/kube-volume.js';
 import { CALLER, ISSUER, jwksOf, NOW_MS, signToken, testKey, WORKLOAD, type TestKey } from '../helpers/tokens.js';
@@ -258,9 +258,11 @@ describe('JWKS faults on a real loopback server', () => {
     serve: (s: FakeHttp) => void;
     result: string;
     extra?: Record<string, string | number | boolean>;
+    /** Real timers: the fetch timeout is a timer of the injected timers, and this case needs it to fire by itself. */
+    realTimers?: boolean;
   }[] = [
     { name: '500s', serve: (s) => s.routes.set('/jwks.json', (_q, r) => (r.writeHead(500), r.end('oops'))), result: 'http_status' },
-    { name: 'slow beyond the timeout', serve: (s) => s.routes.set('/jwks.json', () => {}), result: 'timeout', extra: { fetch_timeout: '200ms' } },
+    { name: 'slow beyond the timeout', serve: (s) => s.routes.set('/jwks.json', () => {}), result: 'timeout', extra: { fetch_timeout: '200ms' }, realTimers: true },
     { name: 'invalid JSON', serve: (s) => s.routes.set('/jwks.json', (_q, r) => r.end('{"keys": [')), result: 'invalid_jwks' },
     {
       name: 'a huge body',
@@ -287,6 +289,7 @@ describe('JWKS faults on a real loopback server', () => {
     c.serve(jwks);
     const h = await start(
       configYaml([issuerYaml({ issuer: ISSUER, jwks_uri: `${jwks.origin}/jwks.json`, allow_insecure_http: true, ...c.extra })]),
+      c.realTimers === true ? { manualTimers: false } : {},
     );
     expect(h.running.keysReady()).toBe(false);
     expect(h.running.issuersWithoutKeys()).toEqual([ISSUER]);

@@ -10,7 +10,8 @@ import type { HopguardConfig, IssuerConfig } from '../../../src/config/types.js'
 import { parseConfig } from '../../../src/config/load.js';
 import type { HopRequest } from '../../../src/core/types.js';
 import { Logger } from '../../../src/telemetry/log.js';
-import { StaticKeySource, type RefreshResult, type SourceTuning } from '../../../src/token/sources.js';
+import type { RefreshResult, SourceTuning } from '../../../src/token/key-source-results.js';
+import { StaticKeySource } from '../../../src/token/sources.js';
 import type { KeyLookup, KeySource } from '../../../src/token/types.js';
 import { CALLER, ISSUER, jwksOf, NOW_MS, signToken, testKey, WORKLOAD, type TestKey } from '../../helpers/tokens.js';
 

@@ -4,7 +4,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Timers } from '../../../src/config/watch.js';
+import type { Timers } from '../../../src/lib/timers.js';
 import { until as pollUntil } from '../../helpers/collector.js';
 
 /** Timers that only run when the test fires them. */

@@ -3,18 +3,20 @@
  * every retry delay is asserted exactly and nothing sleeps.
  */
 import { describe, expect, it } from 'vitest';
-import { backoff, HttpSink, parseRetryAfter, type PostResult, type Timers } from '../../../src/telemetry/http-sink.js';
+import type { Timers } from '../../../src/lib/timers.js';
+import { backoff, HttpSink, parseRetryAfter, type PostResult } from '../../../src/telemetry/http-sink.js';
 
 class FakeTimers implements Timers {
   now = 0;
   private seq = 0;
   private tasks: { at: number; id: number; fn: () => void; ms: number }[] = [];
-  set(fn: () => void, ms: number): () => void {
+  setTimeout(fn: () => void, ms: number): unknown {
     const id = ++this.seq;
     this.tasks.push({ at: this.now + ms, id, fn, ms });
-    return () => {
-      this.tasks = this.tasks.filter((t) => t.id !== id);
-    };
+    return id;
+  }
+  clearTimeout(handle: unknown): void {
+    this.tasks = this.tasks.filter((t) => t.id !== handle);
   }
   /** Delays of the timers armed now, in arming order. */
   pending(): number[] {

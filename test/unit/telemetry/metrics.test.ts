@@ -8,7 +8,7 @@ import {
   DurationHistogram,
   Metrics,
 } from '../../../src/telemetry/metrics.js';
-import { REFRESH_RESULTS } from '../../../src/token/sources.js';
+import { REFRESH_RESULTS } from '../../../src/token/key-source-results.js';
 
 const ISS = 'https://sts.prod.example.org';
 const SEED = process.env['FUZZ_SEED'] ? { seed: Number(process.env['FUZZ_SEED']) } : {};

@@ -8,23 +8,16 @@ import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  cacheMaxAgeMs,
-  discoveryUrls,
-  FileKeySource,
-  HttpKeySource,
-  KeySourceError,
-  MAX_AGE_FLOOR_MS,
-  REFRESH_RESULTS,
-  RETRY_BASE_MS,
-  type FetchLike,
-  type HttpKeySourceOptions,
-  type RefreshResult,
-} from '../../../src/token/sources.js';
+import { DEFAULTS } from '../../../src/config/defaults.js';
+import { cacheMaxAgeMs, discoveryUrls, type FetchLike } from '../../../src/token/jwks-http.js';
+import { KeySourceError, REFRESH_RESULTS, type RefreshResult } from '../../../src/token/key-source-results.js';
+import { MAX_AGE_FLOOR_MS, RETRY_BASE_MS } from '../../../src/token/refresh.js';
+import { FileKeySource, HttpKeySource, type HttpKeySourceOptions } from '../../../src/token/sources.js';
 import { generateIssuerKeys, jwksOf, testKey, type IssuerKeys, type TestKey } from '../../helpers/tokens.js';
 import { fakeHttp, ManualTimers, manualClock, until, type FakeHttp } from '../lifecycle/support.js';
 
 const COOLDOWN = 30_000;
+const MAX_JWKS_BYTES = DEFAULTS.issuer.max_jwks_bytes;
 const INTERVAL = 300_000;
 
 let keys: IssuerKeys;
@@ -203,6 +196,7 @@ describe('background refresh', () => {
       new HttpKeySource({
         uri: 'https://sts.example.org/jwks.json',
         timeoutMs,
+        maxBytes: MAX_JWKS_BYTES,
         cooldownMs: COOLDOWN,
         allowInsecureHttp: false,
         now: () => 0,
@@ -221,6 +215,30 @@ describe('background refresh', () => {
     b.close();
     await started;
     expect(b.stats().lastErrorCode).toBe('closed');
+  });
+
+  it('the fetch timeout is a timer of the injected timers (the test fires it; nothing sleeps)', async () => {
+    const never: FetchLike = () => new Promise<Response>(() => {});
+    const reports: RefreshResult[] = [];
+    const timers = new ManualTimers();
+    const src = new HttpKeySource({
+      uri: 'https://sts.example.org/jwks.json',
+      timeoutMs: 7_000,
+      maxBytes: MAX_JWKS_BYTES,
+      cooldownMs: COOLDOWN,
+      allowInsecureHttp: false,
+      now: () => 0,
+      timers,
+      fetch: never,
+      onRefresh: (r) => reports.push(r),
+    });
+    const started = src.start();
+    expect(timers.delays()).toEqual([7_000]);
+    expect(timers.fireAll()).toBe(1);
+    await started;
+    expect(reports.map((r) => r.result)).toEqual(['timeout']);
+    expect(timers.delays()).toEqual([]);
+    src.close();
   });
 
   it('every failure result is in the closed REFRESH_RESULTS set', () => {
@@ -355,6 +373,7 @@ describe('discovery', () => {
     const src = new HttpKeySource({
       discoveryIssuer: 'https://sts.example.org',
       timeoutMs: 1000,
+      maxBytes: MAX_JWKS_BYTES,
       cooldownMs: COOLDOWN,
       allowInsecureHttp: false,
       now: () => 0,
@@ -411,7 +430,7 @@ describe('discovery', () => {
   ])('construction refuses %s', (_n, issuer, allowInsecureHttp, code) => {
     let err: unknown;
     try {
-      new HttpKeySource({ discoveryIssuer: issuer, timeoutMs: 1, cooldownMs: 1, allowInsecureHttp, now: () => 0 });
+      new HttpKeySource({ discoveryIssuer: issuer, timeoutMs: 1, maxBytes: MAX_JWKS_BYTES, cooldownMs: 1, allowInsecureHttp, now: () => 0 });
     } catch (e) {
       err = e;
     }
@@ -420,7 +439,7 @@ describe('discovery', () => {
 
   it('construction refuses both or neither of uri / discovery', () => {
     for (const o of [{ uri: 'https://a/jwks', discoveryIssuer: 'https://a' }, {}]) {
-      expect(() => new HttpKeySource({ ...o, timeoutMs: 1, cooldownMs: 1, allowInsecureHttp: false, now: () => 0 })).toThrow(
+      expect(() => new HttpKeySource({ ...o, timeoutMs: 1, maxBytes: MAX_JWKS_BYTES, cooldownMs: 1, allowInsecureHttp: false, now: () => 0 })).toThrow(
         KeySourceError,
       );
     }
@@ -455,6 +474,7 @@ describe('FileKeySource: change detection', () => {
     const reports: RefreshResult[] = [];
     const src = new FileKeySource({
       path: file,
+      maxBytes: MAX_JWKS_BYTES,
       cooldownMs: COOLDOWN,
       now: clock.now,
       timers,
@@ -572,6 +592,7 @@ describe('FileKeySource: change detection', () => {
     const reports: RefreshResult[] = [];
     const src = new FileKeySource({
       path: vol.file,
+      maxBytes: MAX_JWKS_BYTES,
       cooldownMs: COOLDOWN,
       now: () => 0,
       onRefresh: (r) => reports.push(r),

@@ -5,15 +5,10 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  FileKeySource,
-  HttpKeySource,
-  KeySourceError,
-  StaticKeySource,
-  type FetchLike,
-  type HttpKeySourceOptions,
-  type RefreshResult,
-} from '../../../src/token/sources.js';
+import { DEFAULTS } from '../../../src/config/defaults.js';
+import type { FetchLike } from '../../../src/token/jwks-http.js';
+import { KeySourceError, type RefreshResult } from '../../../src/token/key-source-results.js';
+import { FileKeySource, HttpKeySource, StaticKeySource, type HttpKeySourceOptions } from '../../../src/token/sources.js';
 import { generateIssuerKeys, jwksOf, testKey, type IssuerKeys, type TestKey } from '../../helpers/tokens.js';
 
 const COOLDOWN = 30_000;
@@ -418,7 +413,7 @@ describe('FileKeySource', () => {
     const file = path.join(dir, 'rotate.json');
     await writeFile(file, JSON.stringify(keys.jwks));
     const clock = manualClock();
-    const src = new FileKeySource({ path: file, cooldownMs: COOLDOWN, now: clock.now });
+    const src = new FileKeySource({ path: file, maxBytes: DEFAULTS.issuer.max_jwks_bytes, cooldownMs: COOLDOWN, now: clock.now });
     await src.start();
     expect(await src.lookup(keys.es256.kid, 'ES256')).toMatchObject({ status: 'found' });
 
@@ -433,7 +428,7 @@ describe('FileKeySource', () => {
   it('a missing file leaves the source unavailable until the file appears', async () => {
     const file = path.join(dir, 'later.json');
     const clock = manualClock();
-    const src = new FileKeySource({ path: file, cooldownMs: COOLDOWN, now: clock.now });
+    const src = new FileKeySource({ path: file, maxBytes: DEFAULTS.issuer.max_jwks_bytes, cooldownMs: COOLDOWN, now: clock.now });
     await src.start();
     expect(src.ready()).toBe(false);
     expect(await src.lookup(keys.es256.kid, 'ES256')).toMatchObject({ status: 'unavailable' });
