@@ -5,6 +5,7 @@ import type { HopRequest } from '../core/types.js';
 import type { Clock } from '../runtime/clock.js';
 import { explainDecision } from '../runtime/explain.js';
 import { parse, parseNow, readTokenArg, required, type Io } from './flags.js';
+import { hopRequest } from '../core/request.js';
 
 export const CHECK_USAGE =
   'hopguard check --config FILE --token T|@FILE|- --method M --path P --caller ID [--cert PEM_FILE] [--action A] [--now TIME] [--json]';
@@ -37,7 +38,7 @@ export async function checkCommand(argv: string[], io: Io): Promise<number> {
   // Every usage check and file read happens before key sources start, so an error cannot
   // leave a started source (and its timers or sockets) behind.
   const certificate = values.cert === undefined ? undefined : encodeURIComponent(await readFile(values.cert, 'utf8'));
-  const req: HopRequest = {
+  const req: HopRequest = hopRequest({
     method: required(values.method, 'method'),
     path: required(values.path, 'path'),
     tokenFromHeaders: [token],
@@ -47,7 +48,7 @@ export async function checkCommand(argv: string[], io: Io): Promise<number> {
     contextExtensions: values.action ? { action: values.action } : {},
     requestId: 'hopguard-check',
     traceId: '',
-  };
+  });
 
   const { outcome, grants } = await explainDecision(loaded.config, req, token, clock);
   const { decision, audit } = outcome;

@@ -1,12 +1,7 @@
 /** Compiles validated config into the pure decision core's inputs (src/core/types.ts). */
 import type { IssuerPolicy, Policy } from '../core/types.js';
+import { normalizeTyp } from '../token/jws.js';
 import type { HopguardConfig, IssuerConfig } from './types.js';
-
-/** `Application/Delegation+JWT` → `delegation+jwt`: the form the typ check compares to. */
-export function normalizeTyp(typ: string): string {
-  const lower = typ.toLowerCase();
-  return lower.startsWith('application/') ? lower.slice('application/'.length) : lower;
-}
 
 export function toIssuerPolicy(i: IssuerConfig): IssuerPolicy {
   return Object.freeze({

@@ -1,4 +1,5 @@
 import { createHash, X509Certificate } from 'node:crypto';
+import type { Memo } from '../lib/memo.js';
 
 /**
  * RFC 8705 certificate thumbprint of the caller's mTLS certificate, as Envoy hands it over
@@ -11,16 +12,6 @@ const END = '-----END CERTIFICATE-----';
 
 /** A leaf certificate is a few KiB; anything far larger is not one we will parse. */
 const MAX_INPUT_CHARS = 64 * 1024;
-
-/**
- * Each caller presents the same certificate on every request, and parsing X.509 costs far
- * more than a map lookup: remember recent results. Bounded (cleared when full) because the
- * input comes from the network side. `null` records "not a certificate".
- */
-const MEMO_MAX = 256;
-const memo = new Map<string, string | null>();
-let lastCertificate: string | undefined;
-let lastThumbprint: string | undefined;
 
 function compute(envoyCertificate: string): string | undefined {
   if (envoyCertificate.length > MAX_INPUT_CHARS) return undefined;
@@ -47,22 +38,16 @@ function compute(envoyCertificate: string): string | undefined {
  * base64url (unpadded) SHA-256 of the DER of the first CERTIFICATE block of Envoy's
  * URL-encoded PEM, i.e. the value an RFC 8705 `cnf.x5t#S256` must equal; undefined when the
  * input is not decodable or holds no parsable certificate.
+ *
+ * `memo`: each caller presents the same certificate on every request, and parsing X.509
+ * costs far more than a lookup, so the caller may pass a memo it owns (null records "not a
+ * certificate"). It must be bounded: the input comes from the network side.
  */
-export function x5tS256(envoyCertificate: string): string | undefined {
-  // The same caller again: one string comparison (a memcmp) instead of the Map's hash of the
-  // whole ~1.5 KB certificate, which every request's freshly decoded string needs.
-  if (envoyCertificate === lastCertificate) return lastThumbprint;
+export function x5tS256(envoyCertificate: string, memo?: Memo<string, string | null>): string | undefined {
+  if (memo === undefined || envoyCertificate.length > MAX_INPUT_CHARS) return compute(envoyCertificate);
   const hit = memo.get(envoyCertificate);
-  let result: string | undefined;
-  if (hit !== undefined) {
-    result = hit ?? undefined;
-  } else {
-    result = compute(envoyCertificate);
-    if (envoyCertificate.length > MAX_INPUT_CHARS) return result;
-    if (memo.size >= MEMO_MAX) memo.clear();
-    memo.set(envoyCertificate, result ?? null);
-  }
-  lastCertificate = envoyCertificate;
-  lastThumbprint = result;
+  if (hit !== undefined) return hit ?? undefined;
+  const result = compute(envoyCertificate);
+  memo.set(envoyCertificate, result ?? null);
   return result;
 }

@@ -66,7 +66,7 @@ function isNumericDate(v: unknown): v is number {
 }
 
 /** Checked for presence, in this order, before any type check. */
-const REQUIRED = ['iss', 'aud', 'sub', 'iat', 'exp', 'jti', 'act', 'authorization_details'] as const;
+const REQUIRED = Object.freeze(['iss', 'aud', 'sub', 'iat', 'exp', 'jti', 'act', 'authorization_details'] as const);
 
 export function validateClaims(
   payload: Readonly<Record<string, unknown>>,

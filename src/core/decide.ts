@@ -2,13 +2,16 @@ import { x5tS256 } from './cert.js';
 import { parseChain } from './chain.js';
 import { validateClaims } from './claims.js';
 import { deny } from './decision.js';
+import type { Structure, TokenDerived } from './derived.js';
 import { matchGrant } from './grants.js';
-import { canonicalProblem, stripQuery } from './path.js';
-import type { Decision, HopRequest, IssuerPolicy, Policy } from './types.js';
+import type { Decision, DecideMemo, HopRequest, IssuerPolicy, Policy } from './types.js';
 
 /**
  * SPEC §3 after signature verification, in the SPEC's order: the first failing check names
  * the reason. Pure: `nowMs` is the caller's clock reading; replay (stateful) is not here.
+ * Stateless: what it may reuse comes in as arguments — the token's derived slot (claim
+ * shapes and chain, when the token is cached) and the caller's memo (compiled grant
+ * patterns, certificate thumbprints); neither ever changes a decision, only its cost.
  *
  * Time: claims are NumericDate seconds, the clock and durations milliseconds. Seconds are
  * multiplied by 1000 (exact for any realistic date; for absurd safe integers the product
@@ -16,11 +19,12 @@ import type { Decision, HopRequest, IssuerPolicy, Policy } from './types.js';
  */
 export function decide(
   req: HopRequest,
-  token: { payload: Readonly<Record<string, unknown>>; issuer: IssuerPolicy },
+  token: { readonly payload: Readonly<Record<string, unknown>>; readonly issuer: IssuerPolicy; readonly derived?: TokenDerived | undefined },
   policy: Policy,
   nowMs: number,
+  memo?: DecideMemo,
 ): Decision {
-  const { claims: v, chain } = structureOf(token.payload, policy);
+  const { claims: v, chain } = structureOf(token.payload, policy, token.derived);
   if (!('claims' in v)) return v;
   const c = v.claims;
   const { issuer } = token;
@@ -62,52 +66,34 @@ export function decide(
     if (want === undefined) return deny('cnf_mismatch', 'cnf has no x5t#S256');
     const cert = req.callerCertificate;
     if (cert === undefined || cert.length === 0) return deny('cnf_mismatch', 'no caller certificate from Envoy');
-    const got = x5tS256(cert);
+    const got = x5tS256(cert, memo?.thumbprints);
     if (got === undefined) return deny('cnf_mismatch', 'caller certificate cannot be parsed');
     if (got !== want) return deny('cnf_mismatch', 'caller certificate thumbprint differs from cnf');
   }
 
   if (!('actors' in chain)) return chain;
 
-  const problem = canonicalProblem(stripQuery(req.path));
-  if (problem !== undefined) return deny('path_not_canonical', problem);
+  if (req.pathProblem !== undefined) return deny('path_not_canonical', req.pathProblem);
 
-  return matchGrant(c, req, policy);
+  return matchGrant(c, req, policy, memo?.patterns);
 }
 
 /**
- * The request- and time-independent part of the decision: claim types and shapes, and the
- * actor chain (trust domains, cycles, depth). It depends only on the payload and the policy.
- * A cached token's payload is deeply frozen (src/token/compact.ts) and the very same object
- * comes back on every cache hit, so for frozen payloads the result is memoized per
- * (payload, policy). Every time, audience, caller, cnf, path and grant check above still
- * runs on each request. Unfrozen payloads (cache off, tests) are always evaluated afresh.
- *
- * The memo is small and bounded (cleared when full), not a WeakMap over every cached
- * token: it is for tokens that repeat, and must not add a second object graph per entry
- * to a cache of 100k distinct tokens.
+ * The claim shapes and the chain: from the token's derived slot when it holds them for this
+ * policy, else computed (and kept there when there is a slot). A payload without a slot
+ * (a token seen once, cache off, tests) is always evaluated afresh.
  */
-interface Structure {
-  readonly policy: Policy;
-  readonly claims: ReturnType<typeof validateClaims>;
-  /** The chain check (later in SPEC order); the claims' own deny when they are invalid. */
-  readonly chain: ReturnType<typeof parseChain>;
-}
-const STRUCTURE_MEMO_MAX = 1024;
-const structures = new Map<object, Structure>();
-
-function structureOf(payload: Readonly<Record<string, unknown>>, policy: Policy): Structure {
-  if (!Object.isFrozen(payload)) return structure(payload, policy);
-  const m = structures.get(payload);
-  if (m !== undefined && m.policy === policy) return m;
-  const fresh = structure(payload, policy);
-  if (structures.size >= STRUCTURE_MEMO_MAX) structures.clear();
-  structures.set(payload, fresh);
+function structureOf(payload: Readonly<Record<string, unknown>>, policy: Policy, derived: TokenDerived | undefined): Structure {
+  if (derived === undefined) return structure(payload, policy);
+  const kept = derived.structure;
+  if (kept !== undefined && kept.policy === policy) return kept;
+  const fresh = Object.freeze(structure(payload, policy));
+  derived.structure = fresh;
   return fresh;
 }
 
 function structure(payload: Readonly<Record<string, unknown>>, policy: Policy): Structure {
   const claims = validateClaims(payload, policy);
   const chain = 'claims' in claims ? parseChain(claims.claims.act, policy) : claims;
-  return Object.freeze({ policy, claims, chain });
+  return { policy, claims, chain };
 }

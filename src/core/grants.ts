@@ -1,6 +1,7 @@
 import type { AuthorizationDetail, DelegationClaims } from './claims.js';
 import { allow, deny } from './decision.js';
-import { canonicalProblem, compilePattern, matchPattern, stripQuery } from './path.js';
+import type { Memo } from '../lib/memo.js';
+import { compilePattern, matchPattern, type PathPattern } from './path.js';
 import type { Decision, HopRequest, Policy } from './types.js';
 
 /**
@@ -21,25 +22,40 @@ function routeAction(req: HopRequest): string | undefined {
 type Miss = 'location' | 'action' | 'path';
 
 /** Why `g` does not cover the hop, or undefined when it does. */
-function missOf(g: AuthorizationDetail, workloadId: string, action: string | undefined, method: string, path: string): Miss | undefined {
+function missOf(
+  g: AuthorizationDetail,
+  workloadId: string,
+  action: string | undefined,
+  method: string,
+  path: string,
+  patterns: Memo<string, PathPattern | null> | undefined,
+): Miss | undefined {
   if (!(g.locations ?? []).includes(workloadId)) return 'location';
   if (!(g.actions ?? []).includes(action ?? method)) return 'action';
   if (action !== undefined) return undefined; // a route action replaces the path check
   for (const source of g.paths ?? []) {
-    const p = compilePattern(source);
+    const p = compilePattern(source, patterns);
     if (p !== undefined && matchPattern(p, path)) return undefined;
   }
   return 'path';
 }
 
-/** granted (with the index of the first covering grant), grant_missing or grant_mismatch. */
-export function matchGrant(claims: DelegationClaims, req: HopRequest, policy: Policy): Decision {
+/**
+ * granted (with the index of the first covering grant), grant_missing or grant_mismatch.
+ * `patterns`: the caller's memo of compiled path patterns (see compilePattern).
+ */
+export function matchGrant(
+  claims: DelegationClaims,
+  req: HopRequest,
+  policy: Policy,
+  patterns?: Memo<string, PathPattern | null>,
+): Decision {
   const action = routeAction(req);
-  const path = stripQuery(req.path);
+  const path = req.pathNoQuery;
   // decide() rejects non-canonical paths before getting here (whatever the route action);
-  // re-checked so that no caller can ever have a pattern match a path a backend would read
-  // differently.
-  const problem = canonicalProblem(path);
+  // re-checked (the request's fact, computed once) so that no caller can ever have a
+  // pattern match a path a backend would read differently.
+  const problem = req.pathProblem;
   if (problem !== undefined) return deny('path_not_canonical', problem);
   const details = claims.authorization_details;
   let seen = 0;
@@ -47,7 +63,7 @@ export function matchGrant(claims: DelegationClaims, req: HopRequest, policy: Po
     const g = details[i] as AuthorizationDetail;
     if (g.type !== policy.grantType) continue;
     seen++;
-    if (missOf(g, policy.workloadId, action, req.method, path) === undefined) return allow('granted', i);
+    if (missOf(g, policy.workloadId, action, req.method, path, patterns) === undefined) return allow('granted', i);
   }
   if (seen === 0) return deny('grant_missing', `no authorization_details entry of type ${JSON.stringify(policy.grantType)}`);
   return deny('grant_mismatch', `none of ${seen} grant(s) covers this request`);
@@ -60,16 +76,16 @@ export function matchGrant(claims: DelegationClaims, req: HopRequest, policy: Po
  */
 export function explainGrants(claims: DelegationClaims, req: HopRequest, policy: Policy): string[] {
   const action = routeAction(req);
-  const path = stripQuery(req.path);
+  const path = req.pathNoQuery;
   const q = (s: string): string => JSON.stringify(s);
-  const problem = canonicalProblem(path);
+  const problem = req.pathProblem;
   if (problem !== undefined) return [`path ${q(path)} is not canonical: ${problem} (path_not_canonical; no grant consulted)`];
   const lines: string[] = [];
   const details = claims.authorization_details;
   for (let i = 0; i < details.length; i++) {
     const g = details[i] as AuthorizationDetail;
     if (g.type !== policy.grantType) continue;
-    const miss = missOf(g, policy.workloadId, action, req.method, path);
+    const miss = missOf(g, policy.workloadId, action, req.method, path, undefined);
     let why: string;
     if (miss === undefined) {
       why =

@@ -6,6 +6,7 @@
  * parameters, ...) is rejected with `path_not_canonical` instead of being "repaired" into a
  * match. All functions here are pure and allocate little: they run on every Check.
  */
+import type { Memo } from '../lib/memo.js';
 
 const SLASH = 0x2f;
 const PERCENT = 0x25;
@@ -196,21 +197,18 @@ function compileUncached(pattern: string): PathPattern | undefined {
 }
 
 /**
- * Grant patterns arrive in every token, but in practice a handful of distinct ones repeat
- * for the lifetime of the process: compile each once. The memo is bounded (and simply
- * cleared when full) because the patterns are token content: an issuer minting unique
- * patterns must not be able to grow our memory without limit. `null` records "invalid".
+ * Compile a grant path pattern; undefined when the pattern is invalid (it then never
+ * matches). Grant patterns arrive in every token, but in practice a handful of distinct ones
+ * repeat for the lifetime of the process: the caller may pass a memo it owns to compile each
+ * once (null records "invalid"). It must be bounded: patterns are token content, and an
+ * issuer minting unique patterns must not be able to grow memory without limit.
  */
-const PATTERN_MEMO_MAX = 4096;
-const patternMemo = new Map<string, PathPattern | null>();
-
-/** Compile a grant path pattern; undefined when the pattern is invalid (it then never matches). */
-export function compilePattern(pattern: string): PathPattern | undefined {
-  const hit = patternMemo.get(pattern);
+export function compilePattern(pattern: string, memo?: Memo<string, PathPattern | null>): PathPattern | undefined {
+  if (memo === undefined) return compileUncached(pattern);
+  const hit = memo.get(pattern);
   if (hit !== undefined) return hit ?? undefined;
   const compiled = compileUncached(pattern);
-  if (patternMemo.size >= PATTERN_MEMO_MAX) patternMemo.clear();
-  patternMemo.set(pattern, compiled ?? null);
+  memo.set(pattern, compiled ?? null);
   return compiled;
 }
 

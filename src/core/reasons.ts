@@ -2,7 +2,7 @@
  * The closed set of decision reasons (SPEC §3). These strings are a public contract:
  * they appear in events, metric labels and deny bodies. Extend, never rename.
  */
-export const DENY_REASONS = [
+export const DENY_REASONS = Object.freeze([
   'missing_token',
   'multiple_tokens',
   'token_too_large',
@@ -31,18 +31,18 @@ export const DENY_REASONS = [
   'grant_mismatch',
   'replayed',
   'internal_error',
-] as const;
+] as const);
 
-export const ALLOW_REASONS = ['granted', 'exempt'] as const;
+export const ALLOW_REASONS = Object.freeze(['granted', 'exempt'] as const);
 
 export type DenyReason = (typeof DENY_REASONS)[number];
 export type AllowReason = (typeof ALLOW_REASONS)[number];
 export type ReasonCode = DenyReason | AllowReason;
 
-export const ALL_REASONS: readonly ReasonCode[] = [...ALLOW_REASONS, ...DENY_REASONS];
+export const ALL_REASONS: readonly ReasonCode[] = Object.freeze([...ALLOW_REASONS, ...DENY_REASONS]);
 
 /** HTTP status Envoy returns to the downstream for each deny reason (SPEC §3). */
-export const DENY_STATUS: Readonly<Record<DenyReason, 401 | 403 | 503>> = {
+export const DENY_STATUS: Readonly<Record<DenyReason, 401 | 403 | 503>> = Object.freeze({
   missing_token: 401,
   multiple_tokens: 401,
   token_too_large: 401,
@@ -71,10 +71,10 @@ export const DENY_STATUS: Readonly<Record<DenyReason, 401 | 403 | 503>> = {
   grant_mismatch: 403,
   replayed: 403,
   internal_error: 503,
-};
+});
 
 /** Short human text for deny bodies; never includes request data. */
-export const DENY_MESSAGE: Readonly<Record<DenyReason, string>> = {
+export const DENY_MESSAGE: Readonly<Record<DenyReason, string>> = Object.freeze({
   missing_token: 'delegation token required',
   multiple_tokens: 'exactly one delegation token is allowed',
   token_too_large: 'delegation token too large',
@@ -103,9 +103,9 @@ export const DENY_MESSAGE: Readonly<Record<DenyReason, string>> = {
   grant_mismatch: 'no grant covers this request',
   replayed: 'delegation token already used',
   internal_error: 'authorization failed',
-};
+});
 
-const REASON_SET: ReadonlySet<string> = new Set(ALL_REASONS);
+/** An own-property lookup (DENY_STATUS has every deny reason), then the two allow reasons. */
 export function isReasonCode(s: string): s is ReasonCode {
-  return REASON_SET.has(s);
+  return Object.hasOwn(DENY_STATUS, s) || (ALLOW_REASONS as readonly string[]).includes(s);
 }

@@ -1,5 +1,4 @@
 import { deny } from './decision.js';
-import { stripQuery } from './path.js';
 import type { DenyDecision, HopRequest, Policy } from './types.js';
 
 /**
@@ -10,7 +9,7 @@ import type { DenyDecision, HopRequest, Policy } from './types.js';
 /** Exact method and exact query-less path of a configured `exempt` entry (no normalization). */
 export function isExempt(req: HopRequest, policy: Policy): boolean {
   if (policy.exempt.length === 0) return false;
-  const path = stripQuery(req.path);
+  const path = req.pathNoQuery;
   for (const route of policy.exempt) {
     if (route.method === req.method && route.path === path) return true;
   }

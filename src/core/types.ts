@@ -1,14 +1,25 @@
+import type { Memo } from '../lib/memo.js';
+import type { PathPattern } from './path.js';
 import type { DenyReason, ReasonCode } from './reasons.js';
 
 /**
  * A transport-neutral view of one inbound hop, built by the Envoy adapter
- * (src/envoy/request.ts) or the `check` CLI. Everything here is untrusted input.
+ * (src/envoy/request.ts) or, through hopRequest() (src/core/request.ts), by the `check` CLI
+ * and tests. Everything here is untrusted input. Facts that several checks read are
+ * computed once, here, not by each check.
  */
 export interface HopRequest {
   /** HTTP method exactly as Envoy reports it (upper case for real traffic). */
   readonly method: string;
   /** Raw request target as Envoy reports it, query included. */
   readonly path: string;
+  /**
+   * `path` without its query (everything before the first `?`): what the exempt, path and
+   * grant checks match and what events log. The query is never inspected (SPEC §2).
+   */
+  readonly pathNoQuery: string;
+  /** Why `pathNoQuery` is not canonical (canonicalProblem, src/core/path.ts), or undefined. */
+  readonly pathProblem: string | undefined;
   /**
    * Token header values found in `attributes.request.http.headers`, one per configured
    * token header name that is present (Envoy joins repeated values with `,`).
@@ -88,10 +99,36 @@ export interface Audit {
   readonly tokenSha256?: string;
 }
 
+/**
+ * Memos for work that repeats across requests, owned by decide()'s caller (one per engine,
+ * src/runtime/authorizer.ts) and passed in: core keeps no state of its own. Keys are token
+ * and request content, so the owner bounds them (src/lib/memo.ts).
+ */
+export interface DecideMemo {
+  /** Grant path pattern → compiled pattern, or null for an invalid one. */
+  readonly patterns: Memo<string, PathPattern | null>;
+  /** Envoy's URL-encoded caller certificate → its x5t#S256, or null when it is not one. */
+  readonly thumbprints: Memo<string, string | null>;
+}
+
+/**
+ * The part of a cached token's derived slot (TokenDerived, src/core/derived.ts) that an
+ * Outcome carries to the Envoy adapter: it keeps the token's allow answers there
+ * (src/envoy/response.ts, opaque here), so they live and die with the cache entry.
+ */
+export interface SharedAnswers {
+  answers?: unknown;
+}
+
 /** The authorizer's answer for one hop: the decision, whether it is enforced, and audit facts. */
 export interface Outcome {
   readonly decision: Decision;
   /** False in `mode: dry-run`: the response is allow whatever the decision says. */
   readonly enforced: boolean;
   readonly audit: Audit;
+  /**
+   * The verified token's derived slot when its answers may be shared (a cached token, from
+   * its second use on); undefined otherwise: the answer is then built for this Check alone.
+   */
+  readonly derived?: SharedAnswers | undefined;
 }

@@ -4,9 +4,11 @@ import type {
   HeaderMapMsg,
   HeaderValueMsg,
   HttpRequestMsg,
+  KeptHeaders,
   PeerMsg,
   RequestMsg,
 } from './proto.js';
+import { DecodedStrings } from './strings.js';
 
 /**
  * A lean CheckRequest decoder for the gRPC hot path (`Check.requestDeserialize`).
@@ -24,13 +26,15 @@ import type {
  * (destination, metadata_context, tls_session, body, raw_body, time, unknown fields) is skipped
  * without allocating: a length-delimited field is skipped in O(1), whatever it nests. The
  * server goes one step further (decodeCheckRequestFor): of `http.headers` it keeps only the
- * names hopguard reads, and skips the other values undecoded.
+ * names hopguard reads (a KeptHeaders filter: src/envoy/request.ts, request policy), and
+ * skips the other values undecoded.
  *
  * Semantics (protobuf's, except where marked *stricter* or *fail-closed*):
  * - Absent string fields stay absent; a map entry without key or value uses ''.
  * - Strings are decoded as UTF-8 with invalid sequences replaced by U+FFFD — Node's decoder,
  *   which is also what protobufjs uses for Buffers, so the results are identical (a strict
  *   proto3 parser could reject instead; keeping protobufjs' behaviour changes no decision).
+ *   src/envoy/strings.ts decodes them and remembers recent ones.
  * - bytes (raw_value) are views into the request buffer, as protobufjs returns them.
  * - A sub-message that occurs more than once is merged (protobuf's rule; protobufjs instead
  *   keeps only the last one): scalars last-wins, maps merge, repeated fields append.
@@ -95,49 +99,17 @@ const EMPTY = Buffer.alloc(0);
 let buf: Buffer = EMPTY;
 let pos = 0;
 // The header filter of the decode in progress (decodeCheckRequestFor), or undefined: keep all.
-let keep: HeaderFilter | undefined;
+let keep: KeptHeaders | undefined;
+// Strings out of request buffers, with the memos of recent ones (src/envoy/strings.ts).
+const strings = new DecodedStrings();
 // The last map entry read by mapEntry() (two results without allocating a pair).
 let entryKey = '';
 let entryValue = '';
-
-// Buffer#utf8Slice is what Buffer#toString('utf8', start, end) calls once it has checked its
-// arguments (and what protobufjs calls): the same decoder and U+FFFD replacement, without
-// ~40 ns of argument handling per string, with ~35 strings per Envoy request (measured).
-type Utf8SliceBuffer = Buffer & { utf8Slice(start: number, end: number): string };
-const UTF8_SLICE = typeof (Buffer.prototype as Partial<Utf8SliceBuffer>).utf8Slice === 'function';
 
 export function decodeCheckRequest(input: Uint8Array): CheckRequestMsg {
   keep = undefined;
   return decode(input);
 }
-
-/**
- * Which `http.headers` entries a decode keeps: the names hopguard reads (its token headers,
- * `x-request-id`, `traceparent`; Envoy sends them lower-case) and, so that toHopRequest's
- * tolerance for callers that do not lower-case keys still sees them, every key with an ASCII
- * upper-case letter. Built once per set of token header names; the per-key answer is memoized
- * (the decoder hands out the same string for a repeated key).
- */
-export class HeaderFilter {
-  private readonly names: ReadonlySet<string>;
-  private readonly memo = new Map<string, boolean>();
-
-  constructor(tokenHeaders: readonly string[]) {
-    this.names = new Set([...tokenHeaders.map((n) => n.toLowerCase()), 'x-request-id', 'traceparent']);
-  }
-
-  keeps(key: string): boolean {
-    let k = this.memo.get(key);
-    if (k === undefined) {
-      k = this.names.has(key) || ASCII_UPPER.test(key);
-      if (this.memo.size >= HEADER_FILTER_MEMO_MAX) this.memo.clear();
-      this.memo.set(key, k);
-    }
-    return k;
-  }
-}
-const ASCII_UPPER = /[A-Z]/;
-const HEADER_FILTER_MEMO_MAX = 1024;
 
 /**
  * The server's decoder: like decodeCheckRequest, except that `http.headers` keeps only what
@@ -146,13 +118,19 @@ const HEADER_FILTER_MEMO_MAX = 1024;
  * repeated key counts each time, which is stricter than counting keys). toHopRequest reads
  * exactly what it would read from a full decode (test/conformance/lean-decode.test.ts).
  */
-export function decodeCheckRequestFor(input: Uint8Array, filter: HeaderFilter): CheckRequestMsg {
+export function decodeCheckRequestFor(input: Uint8Array, filter: KeptHeaders): CheckRequestMsg {
   keep = filter;
+  let msg: CheckRequestMsg;
   try {
-    return decode(input);
+    msg = decode(input);
   } finally {
     keep = undefined;
   }
+  // The handler reads the token headers through the very filter the message was decoded
+  // with (a config reload in between cannot make it look for names this decode dropped).
+  const http = msg.attributes?.request?.http;
+  if (http !== undefined) http.header_filter = filter;
+  return msg;
 }
 
 function decode(input: Uint8Array): CheckRequestMsg {
@@ -291,7 +269,7 @@ function headerValue(end: number): HeaderValueMsg {
  * under a filter, a key it does not keep returns false with the value never decoded. Last
  * occurrence wins inside an entry, for the key and the value.
  */
-function mapEntry(end: number, filter?: HeaderFilter): boolean {
+function mapEntry(end: number, filter?: KeptHeaders): boolean {
   let k = '';
   let vStart = -1;
   let vEnd = -1;
@@ -333,85 +311,7 @@ function string(tag: number, end: number): string {
 }
 
 function stringAt(start: number, end: number): string {
-  const len = end - start;
-  return len === 0 ? '' : len <= MEMO_MAX_BYTES ? memoString(start, len) : len <= LONG_MAX_BYTES ? longMemoString(start, len) : utf8(start, end);
-}
-
-function utf8(start: number, end: number): string {
-  return UTF8_SLICE ? (buf as Utf8SliceBuffer).utf8Slice(start, end) : buf.toString('utf8', start, end);
-}
-
-// Short-string memo. Most strings of an Envoy request repeat from request to request (header
-// names, method, principal, user-agent, accept...). A hit is decided by comparing the bytes
-// exactly, so it returns the very string utf8Slice would; it saves the native call and, since
-// the memoized string has been used as a property name before, V8 re-hashing it when the
-// headers object gets it as a key. One slot per (length, first, last byte) hash, overwritten
-// on a miss: no allocation, 16 KiB in all.
-const MEMO_MAX_BYTES = 64;
-const MEMO_SLOTS = 256;
-const memoBytes = new Uint8Array(MEMO_SLOTS * MEMO_MAX_BYTES);
-const memoLength = new Uint8Array(MEMO_SLOTS); // 0: empty slot
-const memoStrings: string[] = new Array<string>(MEMO_SLOTS).fill('');
-
-function memoString(start: number, len: number): string {
-  const b = buf;
-  const slot = (len * 31 + (b[start] as number) * 7 + (b[start + len - 1] as number)) & (MEMO_SLOTS - 1);
-  const base = slot * MEMO_MAX_BYTES;
-  if (memoLength[slot] === len) {
-    let i = 0;
-    while (i < len && memoBytes[base + i] === b[start + i]) i++;
-    if (i === len) return memoStrings[slot] as string;
-  }
-  const s = utf8(start, start + len);
-  memoBytes.set(b.subarray(start, start + len), base);
-  memoLength[slot] = len;
-  memoStrings[slot] = s;
-  return s;
-}
-
-// Long-string memo. The two big strings of a request repeat too: the caller's certificate
-// (a URL-encoded PEM, 1.5–4 KB, the same on every request of that caller) and its delegation
-// token (~1 KB, reused for the token's lifetime). Decoding them is ~3 KB of fresh heap per
-// request, the largest part of what each Check leaves for the GC (and of what a scavenge must
-// copy while requests are in flight). A hit is an exact byte comparison (memcmp) against a
-// copy of the bytes, so it returns the very string utf8Slice would; a miss decodes as before
-// and takes the slot. Direct-mapped by length and sampled bytes (the token's last bytes are
-// its signature; certificates differ in the middle, not at their ends); two hot strings in
-// one slot only cost each other the hit. Bounded: LONG_SLOTS × LONG_MAX_BYTES of copies
-// (512 KiB) plus the strings they decode to.
-const LONG_MAX_BYTES = 16 * 1024;
-const LONG_SLOTS = 32;
-const longBytes: (Buffer | undefined)[] = new Array<Buffer | undefined>(LONG_SLOTS).fill(undefined);
-const longLength = new Int32Array(LONG_SLOTS); // 0: empty slot
-const longStrings: string[] = new Array<string>(LONG_SLOTS).fill('');
-
-function longMemoString(start: number, len: number): string {
-  const b = buf;
-  const last = start + len - 1;
-  const slot =
-    (len * 31 +
-      (b[last] as number) * 7 +
-      (b[last - 1] as number) * 13 +
-      (b[start + (len >>> 1)] as number) * 17 +
-      (b[start + (len >>> 2)] as number) * 19 +
-      (b[start + ((len * 3) >>> 2)] as number)) &
-    (LONG_SLOTS - 1);
-  const copy = longBytes[slot];
-  if (longLength[slot] === len && copy !== undefined && b.compare(copy, 0, len, start, start + len) === 0) {
-    return longStrings[slot] as string;
-  }
-  const s = utf8(start, start + len);
-  // Reuse the slot's copy when it is big enough: a stream of distinct tokens (every one a
-  // miss) then allocates nothing here.
-  let into = copy;
-  if (into === undefined || into.length < len) {
-    into = Buffer.allocUnsafeSlow(Math.min(LONG_MAX_BYTES, Math.max(1024, 2 ** Math.ceil(Math.log2(len)))));
-    longBytes[slot] = into;
-  }
-  b.copy(into, 0, start, start + len);
-  longLength[slot] = len;
-  longStrings[slot] = s;
-  return s;
+  return strings.decode(buf, start, end);
 }
 
 /** For a length-delimited field hopguard reads: checks the wire type, returns where it ends. */

@@ -25,9 +25,11 @@ import type {
  * - a oneof Value with several kinds set writes each of them in field order (the decoder
  *   keeps the last, as protobufjs does).
  *
- * Frozen sub-messages are constants (response.ts deep-freezes its own): their bytes are
- * encoded once and memoized by identity, so a deny's content-type header or the allow's
- * strip-all headers cost one copy. A frozen object must therefore be deeply frozen.
+ * Pre-encoded messages: a message that is encoded over and over (response.ts' constant
+ * headers, a cached token's shared allow answer) carries its own bytes, attached by
+ * preEncode* (a non-enumerable property; the message is deep-frozen so the bytes can never
+ * go stale). Encoding it is then one copy. The bytes live exactly as long as the message: no
+ * table keyed by message identity.
  *
  * Fails loudly, never silently: a value that protobufjs would coerce in a way that changes
  * its meaning (a non-integer status code, an unknown append_action name) throws, and grpc-js
@@ -35,6 +37,10 @@ import type {
  *
  * Not reentrant by design (module scratch buffer; encoding is synchronous).
  */
+
+/** Where a pre-encoded message keeps its bytes (without its own tag and length). */
+const ENCODED: unique symbol = Symbol('hopguard.encoded');
+type MaybePreEncoded = { readonly [ENCODED]?: Buffer };
 
 export class EncodeError extends Error {
   readonly code = 'unencodable' as const;
@@ -68,26 +74,45 @@ let pos = 0;
 const f64 = new Float64Array(1);
 const f64Bytes = new Uint8Array(f64.buffer);
 
-/** Frozen sub-message → its encoded bytes (without tag and length). */
-const memo = new WeakMap<object, Buffer>();
-
 export function encodeCheckResponse(msg: CheckResponseMsg): Buffer {
   pos = 0;
   if (msg === null || typeof msg !== 'object') throw new EncodeError('CheckResponse is not an object');
-  // A frozen response (response.ts shares one per cached token's allow) is encoded once.
-  // The caller gets its own copy: nothing it does to the Buffer can reach the memo.
-  if (Object.isFrozen(msg)) {
-    let bytes = memo.get(msg);
-    if (bytes === undefined) {
-      body(msg);
-      bytes = ownCopy(0, pos);
-      memo.set(msg, bytes);
-    }
-    return Buffer.from(bytes);
-  }
+  // A pre-encoded response (a cached token's shared allow answer): its bytes, copied, so
+  // nothing the caller does to the Buffer can reach them.
+  const pre = (msg as MaybePreEncoded)[ENCODED];
+  if (pre !== undefined) return Buffer.from(pre);
   body(msg);
   // One copy out of the scratch buffer: grpc-js keeps the Buffer until the write completes.
   return Buffer.from(buf.subarray(0, pos));
+}
+
+/** Deep-freezes `msg` and attaches its bytes (encode once, copy on every later encode). */
+export function preEncodeCheckResponse(msg: CheckResponseMsg): CheckResponseMsg {
+  return preEncode(msg, body);
+}
+
+/** As preEncodeCheckResponse, for a header option used in many answers. */
+export function preEncodeHeaderOption(h: HeaderValueOptionMsg): HeaderValueOptionMsg {
+  return preEncode(h, headerValueOption);
+}
+
+/** As preEncodeCheckResponse, for an ok_response used in many answers. */
+export function preEncodeOk(o: OkHttpResponseMsg): OkHttpResponseMsg {
+  return preEncode(o, ok);
+}
+
+function preEncode<T extends object>(m: T, encodeBody: (m: T) => void): T {
+  if (Object.isFrozen(m)) throw new EncodeError('pre-encoding needs the message before it is frozen');
+  pos = 0;
+  encodeBody(m);
+  Object.defineProperty(m, ENCODED, { value: ownCopy(0, pos), enumerable: false });
+  pos = 0;
+  return deepFreeze(m);
+}
+
+function deepFreeze<T extends object>(o: T): T {
+  for (const v of Object.values(o)) if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) deepFreeze(v as object);
+  return Object.freeze(o);
 }
 
 function body(msg: CheckResponseMsg): void {
@@ -98,9 +123,9 @@ function body(msg: CheckResponseMsg): void {
 }
 
 /**
- * Memoized bytes get their own allocation: Buffer.from would carve them out of Node's shared
- * 8 KiB pool, and a few hundred bytes kept for as long as the memo lives would pin a whole
- * pool slab each.
+ * Kept bytes get their own allocation: Buffer.from would carve them out of Node's shared
+ * 8 KiB pool, and a few hundred bytes kept for as long as their message lives would pin a
+ * whole pool slab each.
  */
 function ownCopy(start: number, end: number): Buffer {
   const out = Buffer.allocUnsafeSlow(end - start);
@@ -195,19 +220,12 @@ function value(v: StructValueMsg): void {
 function message<T extends object>(tag: number, m: T, body: (m: T) => void): void {
   if (typeof m !== 'object') throw new EncodeError('sub-message is not an object');
   writeByte(tag);
-  if (Object.isFrozen(m)) {
-    let bytes = memo.get(m);
-    if (bytes === undefined) {
-      const start = pos;
-      body(m);
-      bytes = ownCopy(start, pos);
-      memo.set(m, bytes);
-      pos = start;
-    }
-    varint(bytes.length);
-    ensure(bytes.length);
-    bytes.copy(buf, pos);
-    pos += bytes.length;
+  const pre = (m as MaybePreEncoded)[ENCODED];
+  if (pre !== undefined) {
+    varint(pre.length);
+    ensure(pre.length);
+    pre.copy(buf, pos);
+    pos += pre.length;
     return;
   }
   const lenAt = reserve();

@@ -80,6 +80,11 @@ export interface HttpRequestMsg {
    * `limits.max_headers`.
    */
   header_entries?: number;
+  /**
+   * Not a proto field: the filter `decodeCheckRequestFor` applied to `headers`. The server
+   * reads the token headers through it (src/envoy/request.ts).
+   */
+  header_filter?: KeptHeaders;
   header_map?: HeaderMapMsg;
   path?: string;
   host?: string;
@@ -91,6 +96,15 @@ export interface HttpRequestMsg {
   protocol?: string;
   body?: string;
   raw_body?: Uint8Array | string;
+}
+
+/**
+ * Which `http.headers` entries the server's decoder keeps, and the token header names they
+ * serve (lower case). Implemented by HeaderFilter (src/envoy/request.ts).
+ */
+export interface KeptHeaders {
+  readonly tokenHeaders: readonly string[];
+  keeps(key: string): boolean;
 }
 
 export interface RequestMsg {

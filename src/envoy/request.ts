@@ -1,5 +1,66 @@
+import { canonicalProblem, stripQuery } from '../core/path.js';
 import type { HopRequest } from '../core/types.js';
-import type { CheckRequestMsg, HeaderValueMsg } from './proto.js';
+import { BoundedMemo } from '../lib/memo.js';
+import type { CheckRequestMsg, HeaderValueMsg, KeptHeaders } from './proto.js';
+
+/** Header names the filter remembers its answer for (cleared when full). */
+export const HEADER_FILTER_MEMO_MAX = 1024;
+
+/**
+ * The request headers hopguard reads — its token headers, `x-request-id`, `traceparent` —
+ * and so which `http.headers` entries the server's decoder keeps (src/envoy/decode.ts):
+ * those names (Envoy sends them lower-case) and, so that toHopRequest's tolerance for
+ * callers that do not lower-case keys still sees them, every key with an ASCII upper-case
+ * letter. Built once per token header list; the per-key answer is memoized (the decoder
+ * hands out the same string for a repeated key), bounded because keys are request content.
+ */
+export class HeaderFilter implements KeptHeaders {
+  /** The configured token header names, lower case. */
+  readonly tokenHeaders: readonly string[];
+  private readonly names: ReadonlySet<string>;
+  private readonly memo = new BoundedMemo<string, boolean>({ maxEntries: HEADER_FILTER_MEMO_MAX });
+
+  constructor(tokenHeaders: readonly string[]) {
+    this.tokenHeaders = lowerNames(tokenHeaders);
+    this.names = new Set([...this.tokenHeaders, 'x-request-id', 'traceparent']);
+  }
+
+  keeps(key: string): boolean {
+    let k = this.memo.get(key);
+    if (k === undefined) {
+      k = this.names.has(key) || UPPER.test(key);
+      this.memo.set(key, k);
+    }
+    return k;
+  }
+
+  /** Names in the per-key memo (tests). */
+  memoSize(): number {
+    return this.memo.size;
+  }
+}
+/**
+ * The filter for the current token header list, rebuilt only when the list changes (config
+ * reload). The server shares one between its decoder and its handler.
+ */
+export class HeaderFilters {
+  private names: readonly string[] | undefined;
+  private filter: HeaderFilter | undefined;
+
+  for(tokenHeaders: readonly string[]): HeaderFilter {
+    if (tokenHeaders !== this.names || this.filter === undefined) {
+      this.filter = new HeaderFilter(tokenHeaders);
+      this.names = tokenHeaders;
+    }
+    return this.filter;
+  }
+}
+
+/** The filter a message was decoded with (decodeCheckRequestFor), if any. */
+export function keptHeadersOf(msg: CheckRequestMsg): KeptHeaders | undefined {
+  const f = objOrUndef(objOrUndef(objOrUndef(objOrUndef(msg)?.attributes)?.request)?.http)?.header_filter;
+  return typeof f === 'object' && f !== null ? f : undefined;
+}
 
 /**
  * CheckRequest → HopRequest. Never throws on a missing or odd-typed sub-message:
@@ -10,14 +71,14 @@ import type { CheckRequestMsg, HeaderValueMsg } from './proto.js';
  * lookups of the few names we need; `header_map` (Envoy's encode_raw_headers) is
  * scanned once, and raw_value bytes are decoded only for the headers we need.
  */
-export function toHopRequest(msg: CheckRequestMsg, tokenHeaders: readonly string[]): HopRequest {
+export function toHopRequest(msg: CheckRequestMsg, tokenHeaders: KeptHeaders | readonly string[]): HopRequest {
   const attrs = objOrUndef(msg)?.attributes;
   const source = objOrUndef(attrs?.source);
   const http = objOrUndef(objOrUndef(attrs?.request)?.http);
   const headers = objOrUndef(http?.headers) as Readonly<Record<string, unknown>> | undefined;
   const entries = objOrUndef(http?.header_map)?.headers;
 
-  const names = lowerNames(tokenHeaders);
+  const names = isNameList(tokenHeaders) ? lowerNames(tokenHeaders) : tokenHeaders.tokenHeaders;
 
   const tokenFromHeaders: string[] = [];
   let requestId: string | undefined;
@@ -61,9 +122,14 @@ export function toHopRequest(msg: CheckRequestMsg, tokenHeaders: readonly string
   }
 
   const httpId = http?.id;
+  const path = str(http?.path);
+  const pathNoQuery = stripQuery(path);
+  // The same shape, in the same field order, as core's hopRequest() (one hidden class).
   return {
     method: str(http?.method),
-    path: str(http?.path),
+    path,
+    pathNoQuery,
+    pathProblem: canonicalProblem(pathNoQuery),
     tokenFromHeaders,
     tokenFromHeaderMap,
     caller: nonEmpty(source?.principal),
@@ -100,6 +166,10 @@ export function headerCount(msg: CheckRequestMsg, limit: number): number {
 const UPPER = /[A-Z]/;
 const EMPTY: Readonly<Record<string, string>> = Object.freeze({});
 const utf8 = new TextDecoder('utf-8'); // non-fatal: invalid bytes become U+FFFD
+
+function isNameList(v: KeptHeaders | readonly string[]): v is readonly string[] {
+  return Array.isArray(v);
+}
 
 /** Config normally lower-cases names already; then this returns the same array. */
 function lowerNames(names: readonly string[]): readonly string[] {

@@ -1,10 +1,12 @@
 import { DENY_MESSAGE, DENY_STATUS, type DenyReason } from '../core/reasons.js';
-import type { Audit, HopRequest, Outcome } from '../core/types.js';
+import type { Audit, HopRequest, Outcome, SharedAnswers } from '../core/types.js';
+import { preEncodeCheckResponse, preEncodeHeaderOption, preEncodeOk } from './encode.js';
 import type { CheckResponseMsg, HeaderValueOptionMsg, OkHttpResponseMsg, StructMsg, StructValueMsg } from './proto.js';
 
 /**
  * Outcome → CheckResponse: the only place decisions map to Envoy statuses and headers.
- * Pure; builds a fresh message per call except for frozen constant parts.
+ * Builds a fresh message per call, except for constant parts and a cached token's shared
+ * allow answers, which are deeply frozen and carry their encoded bytes (src/envoy/encode.ts).
  */
 
 /** Upstream headers hopguard vouches for on allow (SPEC §6). */
@@ -45,8 +47,9 @@ export function toCheckResponse(outcome: Outcome, req: HopRequest, opts: Respons
     // Only a granted hop has verified facts to vouch for; exempt allows and dry-run
     // denies vouch for nothing (and must still strip spoofed inbound copies).
     const vouch = opts.upstreamHeaders && allowed && decision.reason === 'granted';
-    return Object.isFrozen(audit)
-      ? sharedAllow(audit, decision.reason, allowed, enforced, vouch)
+    const derived = outcome.derived;
+    return derived !== undefined && derived !== null
+      ? sharedAllow(derived, audit, decision.reason, allowed, enforced, vouch)
       : allowResponse(audit, decision.reason, allowed, enforced, vouch);
   }
   const dynamic_metadata = metadataOf(allowed, decision.reason, enforced, audit);
@@ -71,15 +74,14 @@ function allowResponse(audit: Audit, reason: string, allowed: boolean, enforced:
 
 /**
  * An allow answer carries nothing from the request (a deny's body carries its id): only the
- * decision and the token's audit facts. A cached token's facts are one frozen object shared
- * by every Check that carries it (authorizer.ts), so from its second Check on, its answer is
- * built once per variant and deeply frozen, and encode.ts then encodes its bytes once too.
- * The first Check only records the sighting: a stream of distinct tokens, each seen once,
- * must not pay for freezing and memoizing answers nobody reuses (measured: +36 MB settled
- * RSS with 100k distinct tokens when every answer was shared). Bounded to ALLOW_MEMO_MAX
- * audits, cleared when full (as the other memos).
+ * decision and the token's audit facts. So a cached token's answers are built once per
+ * variant and shared by every Check that carries it, kept in the token's derived slot
+ * (src/core/derived.ts: they live and go with its cache entry), deeply frozen and with their
+ * encoded bytes attached (encode.ts then copies them instead of encoding). The verifier
+ * hands out a slot from the token's second Check on: a stream of distinct tokens, each seen
+ * once, never pays for freezing and encoding answers nobody reuses (measured: +36 MB settled
+ * RSS with 100k distinct tokens when every answer was shared).
  */
-const ALLOW_MEMO_MAX = 1024;
 interface AllowVariant {
   readonly reason: string;
   readonly allowed: boolean;
@@ -87,20 +89,25 @@ interface AllowVariant {
   readonly vouch: boolean;
   readonly response: CheckResponseMsg;
 }
-const allowMemo = new Map<Audit, AllowVariant[]>();
 
-function sharedAllow(audit: Audit, reason: string, allowed: boolean, enforced: boolean, vouch: boolean): CheckResponseMsg {
-  const variants = allowMemo.get(audit);
-  if (variants !== undefined) {
+function sharedAllow(
+  slot: SharedAnswers,
+  audit: Audit,
+  reason: string,
+  allowed: boolean,
+  enforced: boolean,
+  vouch: boolean,
+): CheckResponseMsg {
+  let variants = slot.answers as AllowVariant[] | undefined;
+  if (variants === undefined) {
+    variants = [];
+    slot.answers = variants;
+  } else {
     for (const v of variants) {
       if (v.reason === reason && v.allowed === allowed && v.enforced === enforced && v.vouch === vouch) return v.response;
     }
-  } else {
-    if (allowMemo.size >= ALLOW_MEMO_MAX) allowMemo.clear();
-    allowMemo.set(audit, []); // first sighting: remembered, not shared yet
-    return allowResponse(audit, reason, allowed, enforced, vouch);
   }
-  const response = deepFreeze(allowResponse(audit, reason, allowed, enforced, vouch));
+  const response = preEncodeCheckResponse(allowResponse(audit, reason, allowed, enforced, vouch));
   variants.push({ reason, allowed, enforced, vouch, response });
   return response;
 }
@@ -128,14 +135,15 @@ function overwrite(key: string, value: string): HeaderValueOptionMsg {
   return { header: { key, value }, append: APPEND_FALSE, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' };
 }
 
-const CONTENT_TYPE_JSON = deepFreeze(overwrite('content-type', 'application/json'));
-const WWW_AUTHENTICATE = deepFreeze(overwrite('www-authenticate', 'Bearer error="invalid_token"'));
+// Constant parts, encoded once (their bytes travel with them: see encode.ts).
+const CONTENT_TYPE_JSON = preEncodeHeaderOption(overwrite('content-type', 'application/json'));
+const WWW_AUTHENTICATE = preEncodeHeaderOption(overwrite('www-authenticate', 'Bearer error="invalid_token"'));
 const DENY_HEADERS: readonly HeaderValueOptionMsg[] = Object.freeze([CONTENT_TYPE_JSON]);
 const DENY_HEADERS_401: readonly HeaderValueOptionMsg[] = Object.freeze([CONTENT_TYPE_JSON, WWW_AUTHENTICATE]);
 const NO_HEADERS: readonly HeaderValueOptionMsg[] = Object.freeze([]);
 
 const ALL_UPSTREAM: readonly string[] = Object.freeze([UPSTREAM_HEADER.sub, UPSTREAM_HEADER.actor, UPSTREAM_HEADER.txn]);
-const STRIP_ALL_OK: OkHttpResponseMsg = Object.freeze({ headers: NO_HEADERS, headers_to_remove: ALL_UPSTREAM });
+const STRIP_ALL_OK: OkHttpResponseMsg = preEncodeOk({ headers: NO_HEADERS, headers_to_remove: ALL_UPSTREAM });
 
 /**
  * Set each header we have a usable value for (overwriting any inbound copy); remove
@@ -204,9 +212,4 @@ function metadataOf(allow: boolean, reason: string, enforced: boolean, audit: Au
 
 function known(v: unknown): v is string {
   return typeof v === 'string' && v !== '';
-}
-
-function deepFreeze<T extends object>(o: T): T {
-  for (const v of Object.values(o)) if (typeof v === 'object' && v !== null) deepFreeze(v as object);
-  return Object.freeze(o);
 }

@@ -1,7 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { deny } from '../core/decision.js';
+import { hopRequest } from '../core/request.js';
 import type { HopRequest, Outcome } from '../core/types.js';
-import { decodeCheckRequest, decodeCheckRequestFor, HeaderFilter } from './decode.js';
+import { decodeCheckRequest, decodeCheckRequestFor } from './decode.js';
 import { encodeCheckResponse } from './encode.js';
 import { createHealthService, type HealthState } from './health.js';
 import {
@@ -10,7 +11,7 @@ import {
   type CheckRequestMsg,
   type CheckResponseMsg,
 } from './proto.js';
-import { capRequestId, headerCount, toHopRequest } from './request.js';
+import { capRequestId, headerCount, HeaderFilters, keptHeadersOf, toHopRequest } from './request.js';
 import { internalErrorResponse, toCheckResponse } from './response.js';
 
 export interface GrpcServerOptions {
@@ -64,11 +65,12 @@ export interface GrpcServerHandle {
  * (src/envoy/encode.ts) writes the same bytes proto-loader would, without its intermediate
  * objects.
  */
-export function checkServiceDefinition(tokenHeaders: () => readonly string[]): grpc.ServiceDefinition {
+export function checkServiceDefinition(
+  tokenHeaders: () => readonly string[],
+  filters: HeaderFilters = new HeaderFilters(),
+): grpc.ServiceDefinition {
   const check = authorizationServiceDefinition['Check'];
   if (check === undefined) throw new Error('proto: Authorization.Check not found');
-  let names: readonly string[] | undefined;
-  let filter: HeaderFilter | undefined;
   const requestDeserialize = (b: Buffer): CheckRequestMsg => {
     let current: readonly string[];
     try {
@@ -78,11 +80,8 @@ export function checkServiceDefinition(tokenHeaders: () => readonly string[]): g
       // with an internal_error deny that carries the request id.
       return decodeCheckRequest(b);
     }
-    if (current !== names || filter === undefined) {
-      filter = new HeaderFilter(current);
-      names = current;
-    }
-    return decodeCheckRequestFor(b, filter);
+    // The message carries its filter: the handler reads the token headers through it.
+    return decodeCheckRequestFor(b, filters.for(current));
   };
   return {
     ...authorizationServiceDefinition,
@@ -111,7 +110,8 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
   const health = createHealthService(opts.health);
 
   const inFlight = new Set<InFlight>();
-  server.addService(checkServiceDefinition(opts.tokenHeaders), { Check: checkHandler(opts, inFlight) });
+  const filters = new HeaderFilters();
+  server.addService(checkServiceDefinition(opts.tokenHeaders, filters), { Check: checkHandler(opts, inFlight, filters) });
   server.addService(healthServiceDefinition, health.implementation);
 
   // Insecure (plaintext) on purpose: hopguard is a sidecar and Envoy calls it over
@@ -176,7 +176,11 @@ function answerHung(opts: GrpcServerOptions, inFlight: Set<InFlight>): void {
   inFlight.clear();
 }
 
-function checkHandler(opts: GrpcServerOptions, inFlight: Set<InFlight>): grpc.handleUnaryCall<CheckRequestMsg, CheckResponseMsg> {
+function checkHandler(
+  opts: GrpcServerOptions,
+  inFlight: Set<InFlight>,
+  filters: HeaderFilters,
+): grpc.handleUnaryCall<CheckRequestMsg, CheckResponseMsg> {
   // Envoy's per-call timeout arrives as the gRPC deadline: grpc-js cancels the call and
   // drops a late answer, so a slow authorize needs no extra handling here; the decision
   // is still reported once it completes.
@@ -186,7 +190,7 @@ function checkHandler(opts: GrpcServerOptions, inFlight: Set<InFlight>): grpc.ha
       refuse(opts, callback, `request has more than ${maxHeaders} headers (limits.max_headers)`);
       return;
     }
-    answer(opts, call.request, callback, inFlight);
+    answer(opts, call.request, callback, inFlight, filters);
   };
 }
 
@@ -213,12 +217,16 @@ function answer(
   msg: CheckRequestMsg,
   callback: grpc.sendUnaryData<CheckResponseMsg>,
   inFlight: Set<InFlight>,
+  filters: HeaderFilters,
 ): void {
   const started = process.hrtime.bigint();
   let req: HopRequest | undefined;
   let pending: Outcome | Promise<Outcome>;
   try {
-    req = toHopRequest(msg, opts.tokenHeaders());
+    // The token header list is read once per Check, by the decoder: the message carries
+    // the filter it was decoded with. Only a message decoded without one (the header list
+    // could not be read then) reads it here.
+    req = toHopRequest(msg, keptHeadersOf(msg) ?? filters.for(opts.tokenHeaders()));
     pending = opts.authorize(req);
   } catch (err) {
     fault(opts, err);
@@ -333,7 +341,7 @@ function bestEffortRequestId(msg: unknown): string {
 }
 
 function fallbackRequest(msg: unknown): HopRequest {
-  return {
+  return hopRequest({
     method: '',
     path: '',
     tokenFromHeaders: [],
@@ -343,5 +351,5 @@ function fallbackRequest(msg: unknown): HopRequest {
     contextExtensions: {},
     requestId: bestEffortRequestId(msg),
     traceId: '',
-  };
+  });
 }

@@ -4,7 +4,7 @@
  * `check` and `dev` all run this same engine; EngineHost (engine-host.ts) swaps engines
  * when the config is reloaded.
  */
-import { Authorizer } from '../authorizer.js';
+import { Authorizer } from './authorizer.js';
 import { toIssuerPolicy, toPolicy } from '../config/policy.js';
 import type { HopguardConfig, IssuerConfig } from '../config/types.js';
 import { ReplayStore } from '../token/replay.js';

@@ -36,131 +36,147 @@ function cap(s: string): string {
   return s.length > MAX_FIELD ? s.slice(0, MAX_FIELD) : s;
 }
 
-export function buildDecisionEvent(
-  req: HopRequest,
-  outcome: Outcome,
-  ctx: { readonly workload: string; readonly tsMs: number; readonly latencyUs: number },
-): DecisionEvent {
-  const { decision, audit } = outcome;
-  const q = req.path.indexOf('?');
-  return {
-    event: 'hopguard.decision',
-    v: 1,
-    ts: isoTime(ctx.tsMs),
-    decision: decision.allow ? 'allow' : 'deny',
-    enforced: outcome.enforced,
-    reason: decision.reason,
-    status: decision.status,
-    request_id: cap(req.requestId),
-    trace_id: req.traceId,
-    method: cap(req.method),
-    path: cap(q === -1 ? req.path : req.path.slice(0, q)),
-    workload: ctx.workload,
-    caller: req.caller === undefined ? null : cap(req.caller),
-    iss: audit.iss ?? null,
-    kid: audit.kid ?? null,
-    sub: audit.sub ?? null,
-    actors: audit.actors ?? [],
-    jti: audit.jti ?? null,
-    txn: audit.txn ?? null,
-    token_sha256: audit.tokenSha256 ?? null,
-    latency_us: Math.round(ctx.latencyUs),
-  };
-}
-
-/** Consecutive events usually share a millisecond: format it once. */
-let lastTsMs = NaN;
-let lastIso = '';
-function isoTime(ms: number): string {
-  if (ms !== lastTsMs) {
-    lastIso = new Date(ms).toISOString();
-    lastTsMs = ms;
-  }
-  return lastIso;
-}
-
-/**
- * The event as one JSON line (with '\n'): exactly `JSON.stringify(ev) + '\n'` (a property
- * test holds it to that), written for the fixed schema. The generic stringify walks the
- * object and re-checks every key; this writes the known keys as constants and quotes
- * strings with a single scan in the common case where nothing needs escaping.
- */
-export function serializeDecisionEvent(ev: DecisionEvent): string {
-  const actors = actorsJson(ev.actors);
-  return (
-    '{"event":"hopguard.decision","v":1,"ts":' +
-    quote(ev.ts) +
-    ',"decision":' +
-    quote(ev.decision) +
-    ',"enforced":' +
-    (ev.enforced ? 'true' : 'false') +
-    ',"reason":' +
-    memoField(0, ev.reason) +
-    ',"status":' +
-    num(ev.status) +
-    ',"request_id":' +
-    quote(ev.request_id) +
-    ',"trace_id":' +
-    quote(ev.trace_id) +
-    ',"method":' +
-    memoField(1, ev.method) +
-    ',"path":' +
-    memoField(2, ev.path) +
-    ',"workload":' +
-    memoField(3, ev.workload) +
-    ',"caller":' +
-    memoField(4, ev.caller) +
-    ',"iss":' +
-    memoField(5, ev.iss) +
-    ',"kid":' +
-    memoField(6, ev.kid) +
-    ',"sub":' +
-    memoField(7, ev.sub) +
-    ',"actors":' +
-    actors +
-    ',"jti":' +
-    memoField(8, ev.jti) +
-    ',"txn":' +
-    memoField(9, ev.txn) +
-    ',"token_sha256":' +
-    memoField(10, ev.token_sha256) +
-    ',"latency_us":' +
-    num(ev.latency_us) +
-    '}\n'
-  );
-}
-
-// Memo of the last value each field was quoted from. Consecutive events mostly repeat their
-// fields (workload, caller, path, issuer, subject, actors, the token's hash when a caller
-// reuses its token), so the escape scan and the quoting concatenation run once per change
-// instead of once per event. `===` on strings compares contents, so a hit is exact.
 const MEMO_FIELDS = 11;
 const UNSET: unique symbol = Symbol('unset');
-const memoIn: (string | null | typeof UNSET)[] = new Array<string | null | typeof UNSET>(MEMO_FIELDS).fill(UNSET);
-const memoOut: string[] = new Array<string>(MEMO_FIELDS).fill('');
-/** A string or nullable field through its memo slot (for a string, nullable is quote). */
-function memoField(slot: number, s: string | null): string {
-  if (typeof s !== 'string' && s !== null) return nullable(s); // never by the types; not worth a memo
-  if (memoIn[slot] === s) return memoOut[slot] as string;
-  const out = nullable(s);
-  memoIn[slot] = s;
-  memoOut[slot] = out;
-  return out;
-}
-// Actors: reused by identity only for a frozen array (the audit facts of a cached token are
-// frozen and shared); anything else is serialized afresh.
-let lastActors: readonly string[] | undefined;
-let lastActorsJson = '[]';
-function actorsJson(actors: readonly string[]): string {
-  if (actors === lastActors) return lastActorsJson;
-  let out = '[';
-  for (let i = 0; i < actors.length; i++) out += (i === 0 ? '' : ',') + quote(actors[i] as string);
-  out += ']';
-  if (Object.isFrozen(actors)) {
-    lastActors = actors;
-    lastActorsJson = out;
+
+/**
+ * Builds and serializes decision events, remembering what consecutive events repeat. Owned
+ * by its pipeline (one per server): the memos live as long as the stream of events they
+ * serve, never in module state.
+ */
+export class DecisionEventFormat {
+  /** Consecutive events usually share a millisecond: format it once. */
+  private lastTsMs = NaN;
+  private lastIso = '';
+  // The last value each field was quoted from. Consecutive events mostly repeat their
+  // fields (workload, caller, path, issuer, subject, the token's hash when a caller reuses
+  // its token), so the escape scan and the quoting concatenation run once per change
+  // instead of once per event. `===` on strings compares contents, so a hit is exact.
+  private readonly memoIn: (string | null | typeof UNSET)[] = new Array<string | null | typeof UNSET>(MEMO_FIELDS).fill(UNSET);
+  private readonly memoOut: string[] = new Array<string>(MEMO_FIELDS).fill('');
+  // The last actors list serialized, kept only when frozen (it cannot change afterwards; a
+  // cached token's audit facts are frozen and shared), and compared by contents.
+  private lastActors: readonly string[] | undefined;
+  private lastActorsJson = '[]';
+
+  build(
+    req: HopRequest,
+    outcome: Outcome,
+    ctx: { readonly workload: string; readonly tsMs: number; readonly latencyUs: number },
+  ): DecisionEvent {
+    const { decision, audit } = outcome;
+    return {
+      event: 'hopguard.decision',
+      v: 1,
+      ts: this.isoTime(ctx.tsMs),
+      decision: decision.allow ? 'allow' : 'deny',
+      enforced: outcome.enforced,
+      reason: decision.reason,
+      status: decision.status,
+      request_id: cap(req.requestId),
+      trace_id: req.traceId,
+      method: cap(req.method),
+      path: cap(req.pathNoQuery),
+      workload: ctx.workload,
+      caller: req.caller === undefined ? null : cap(req.caller),
+      iss: audit.iss ?? null,
+      kid: audit.kid ?? null,
+      sub: audit.sub ?? null,
+      actors: audit.actors ?? [],
+      jti: audit.jti ?? null,
+      txn: audit.txn ?? null,
+      token_sha256: audit.tokenSha256 ?? null,
+      latency_us: Math.round(ctx.latencyUs),
+    };
   }
-  return out;
+
+  /**
+   * The event as one JSON line (with '\n'): exactly `JSON.stringify(ev) + '\n'` (a property
+   * test holds it to that), written for the fixed schema. The generic stringify walks the
+   * object and re-checks every key; this writes the known keys as constants and quotes
+   * strings with a single scan in the common case where nothing needs escaping.
+   */
+  serialize(ev: DecisionEvent): string {
+    const actors = this.actorsJson(ev.actors);
+    return (
+      '{"event":"hopguard.decision","v":1,"ts":' +
+      quote(ev.ts) +
+      ',"decision":' +
+      quote(ev.decision) +
+      ',"enforced":' +
+      (ev.enforced ? 'true' : 'false') +
+      ',"reason":' +
+      this.memoField(0, ev.reason) +
+      ',"status":' +
+      num(ev.status) +
+      ',"request_id":' +
+      quote(ev.request_id) +
+      ',"trace_id":' +
+      quote(ev.trace_id) +
+      ',"method":' +
+      this.memoField(1, ev.method) +
+      ',"path":' +
+      this.memoField(2, ev.path) +
+      ',"workload":' +
+      this.memoField(3, ev.workload) +
+      ',"caller":' +
+      this.memoField(4, ev.caller) +
+      ',"iss":' +
+      this.memoField(5, ev.iss) +
+      ',"kid":' +
+      this.memoField(6, ev.kid) +
+      ',"sub":' +
+      this.memoField(7, ev.sub) +
+      ',"actors":' +
+      actors +
+      ',"jti":' +
+      this.memoField(8, ev.jti) +
+      ',"txn":' +
+      this.memoField(9, ev.txn) +
+      ',"token_sha256":' +
+      this.memoField(10, ev.token_sha256) +
+      ',"latency_us":' +
+      num(ev.latency_us) +
+      '}\n'
+    );
+  }
+
+  private isoTime(ms: number): string {
+    if (ms !== this.lastTsMs) {
+      this.lastIso = new Date(ms).toISOString();
+      this.lastTsMs = ms;
+    }
+    return this.lastIso;
+  }
+
+  /** A string or nullable field through its memo slot (for a string, nullable is quote). */
+  private memoField(slot: number, s: string | null): string {
+    if (typeof s !== 'string' && s !== null) return nullable(s); // never by the types; not worth a memo
+    if (this.memoIn[slot] === s) return this.memoOut[slot] as string;
+    const out = nullable(s);
+    this.memoIn[slot] = s;
+    this.memoOut[slot] = out;
+    return out;
+  }
+
+  private actorsJson(actors: readonly string[]): string {
+    const last = this.lastActors;
+    if (actors === last || (last !== undefined && sameStrings(actors, last))) return this.lastActorsJson;
+    let out = '[';
+    for (let i = 0; i < actors.length; i++) out += (i === 0 ? '' : ',') + quote(actors[i] as string);
+    out += ']';
+    if (Object.isFrozen(actors)) {
+      this.lastActors = actors;
+      this.lastActorsJson = out;
+    }
+    return out;
+  }
+}
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** Characters JSON.stringify would escape: quote, backslash, controls, any surrogate (lone ones become \uXXXX). */
@@ -244,6 +260,7 @@ export class DecisionPipeline {
   private readonly schedule: (fn: () => void) => void;
   private readonly random: () => number;
   private readonly drainBound = (): void => this.drain();
+  private readonly format = new DecisionEventFormat();
   private counts = { recorded: 0, emitted: 0, sampledOut: 0 };
 
   constructor(private readonly opts: DecisionPipelineOptions) {
@@ -314,8 +331,8 @@ export class DecisionPipeline {
       this.opts.metrics?.eventsSampled(1);
       return undefined;
     }
-    const ev = buildDecisionEvent(p.req, outcome, { workload: this.opts.workload(), tsMs: p.tsMs, latencyUs });
-    const line = serializeDecisionEvent(ev);
+    const ev = this.format.build(p.req, outcome, { workload: this.opts.workload(), tsMs: p.tsMs, latencyUs });
+    const line = this.format.serialize(ev);
     this.counts.emitted++;
     return line;
   }

@@ -41,6 +41,17 @@ export function auditString(v: unknown): string | undefined {
   return v.length > AUDIT_FIELD_MAX ? v.slice(0, AUDIT_FIELD_MAX) : v;
 }
 
+/**
+ * The form a `typ` is compared in (SPEC §2: case-insensitive, an `application/` prefix
+ * allowed): `Application/Delegation+JWT` → `delegation+jwt`. ASCII letters only are
+ * lower-cased: Unicode case folding could map other text onto ours (`K`, U+212A KELVIN
+ * SIGN, folds to `k`). The config's expected typ and the token's typ both go through this.
+ */
+export function normalizeTyp(typ: string): string {
+  const l = typ.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+  return l.startsWith('application/') ? l.slice('application/'.length) : l;
+}
+
 /** Reads an own member only: inherited (possibly polluted) properties never count. */
 export function own(obj: Readonly<Record<string, unknown>>, key: string): unknown {
   return Object.hasOwn(obj, key) ? obj[key] : undefined;

@@ -1,5 +1,6 @@
 // CryptoKey is not a global type under lib ES2023 + @types/node 20: take WebCrypto's via jose.
 import type { CryptoKey } from 'jose';
+import type { TokenDerived } from '../core/derived.js';
 import type { DenyReason } from '../core/reasons.js';
 import type { IssuerPolicy } from '../core/types.js';
 
@@ -54,6 +55,11 @@ export interface VerifiedToken {
   readonly header: JwsHeader;
   readonly payload: Readonly<Record<string, unknown>>;
   readonly issuer: IssuerPolicy;
+  /**
+   * The token's derived slot (src/core/derived.ts), when later Checks may reuse work done
+   * on it: a cached token from its second Check on. Undefined otherwise.
+   */
+  readonly derived?: TokenDerived | undefined;
 }
 
 export type VerifyResult =

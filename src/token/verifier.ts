@@ -1,10 +1,11 @@
 import { LRUCache } from 'lru-cache';
 import type { CryptoKey } from 'jose';
+import type { TokenDerived } from '../core/derived.js';
 import type { DenyReason } from '../core/reasons.js';
 import type { IssuerPolicy } from '../core/types.js';
 import { expectedSignatureBytes, jwsAlgorithm, keyFitsAlgorithm } from './algorithms.js';
-import { auditString, isParseFailure, own, parseCompact } from './jws.js';
-import { compactPayload, intern } from './compact.js';
+import { auditString, isParseFailure, normalizeTyp, own, parseCompact } from './jws.js';
+import { Interner } from './compact.js';
 import type { IssuerRuntime, JwsHeader, KeyLookup, VerifiedToken, VerifyResult } from './types.js';
 
 export interface TokenVerifierOptions {
@@ -36,6 +37,14 @@ interface CachedVerification {
   readonly issuer: VerifiedToken['issuer'];
   readonly keys: IssuerRuntime['keys'];
   readonly key: CryptoKey;
+  /**
+   * The token's derived slot (src/core/derived.ts): created on the entry's first hit — the
+   * token's second Check — and handed out with every hit from then on, so the work later
+   * Checks reuse (claim shapes and chain, audit facts, allow answers and their bytes) lives
+   * exactly as long as the entry. A token seen once (a stream of distinct tokens) never
+   * gets one: nothing is built for it that nobody would reuse.
+   */
+  derived: TokenDerived | undefined;
 }
 
 interface IssuerEntry {
@@ -43,16 +52,6 @@ interface IssuerEntry {
   readonly algorithms: ReadonlySet<string>;
   /** Expected typ, ASCII-lower-cased, without `application/`. */
   readonly typ: string;
-}
-
-/** Lower-cases ASCII letters only: Unicode case folding could map other text onto ours. */
-function asciiLower(s: string): string {
-  return s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
-}
-
-function normalizeTyp(t: string): string {
-  const l = asciiLower(t);
-  return l.startsWith('application/') ? l.slice('application/'.length) : l;
 }
 
 function fail(reason: DenyReason, detail: string, iss?: string, kid?: string): VerifyResult {
@@ -74,6 +73,8 @@ export class TokenVerifier {
   private readonly cache: LRUCache<string, CachedVerification> | undefined;
   private readonly cacheNow: () => number;
   private readonly onCacheLookup: ((hit: boolean) => void) | undefined;
+  /** The cache's shared, compact payloads (src/token/compact.ts): one table per verifier. */
+  private readonly interner = new Interner();
 
   constructor(opts: TokenVerifierOptions) {
     const m = new Map<string, IssuerEntry>();
@@ -141,7 +142,9 @@ export class TokenVerifier {
   ): VerifyResult | Promise<VerifyResult> {
     if (current === hit.key) {
       this.onCacheLookup?.(true);
-      return { ok: true, token: { header: hit.header, payload: hit.payload, issuer: hit.issuer } };
+      // From the entry's first hit on, its work is worth keeping: hand out its slot.
+      const derived = (hit.derived ??= {});
+      return { ok: true, token: { header: hit.header, payload: hit.payload, issuer: hit.issuer, derived } };
     }
     this.cache?.delete(cacheKey); // rotated away, removed or stale: verify again
     this.onCacheLookup?.(false);
@@ -235,15 +238,19 @@ export class TokenVerifier {
       const verifiedHeader: JwsHeader = { alg: algorithm.alg, typ, kid: kidValue };
       const ttl = cacheKey === undefined || this.cache === undefined ? undefined : this.cacheTtl(payload, policy);
       if (cacheKey === undefined || ttl === undefined) {
-        return { ok: true as const, token: { header: verifiedHeader, payload, issuer: policy } };
+        return { ok: true as const, token: { header: verifiedHeader, payload, issuer: policy, derived: undefined } };
       }
       // Cached: the compact, shared form (src/token/compact.ts), returned now too so every
       // request for this token sees the same value. Tokens that will not be cached (no
       // cache key, already expired) are not worth compacting.
-      const shared = intern(verifiedHeader) as JwsHeader;
-      const compact = compactPayload(payload);
-      this.cache?.set(cacheKey, { header: shared, payload: compact, issuer: policy, keys: entry.runtime.keys, key }, { ttl });
-      return { ok: true as const, token: { header: shared, payload: compact, issuer: policy } };
+      const shared = this.interner.intern(verifiedHeader) as JwsHeader;
+      const compact = this.interner.compactPayload(payload);
+      this.cache?.set(
+        cacheKey,
+        { header: shared, payload: compact, issuer: policy, keys: entry.runtime.keys, key, derived: undefined },
+        { ttl },
+      );
+      return { ok: true as const, token: { header: shared, payload: compact, issuer: policy, derived: undefined } };
     } catch {
       return fail('internal_error', 'unexpected fault during token verification', iss, kid);
     }

@@ -15,6 +15,7 @@ import { toHopRequest } from '../../src/envoy/request.js';
 import { toCheckResponse } from '../../src/envoy/response.js';
 import { checkServiceDefinition } from '../../src/envoy/server.js';
 import { OFFICIAL_INCLUDE_DIRS, loadRoot, officialRoot } from '../helpers/envoy.js';
+import { hopRequest } from '../../src/core/request.js';
 
 const official = officialRoot();
 const OfficialCheckRequest = official.lookupType('envoy.service.auth.v3.CheckRequest');
@@ -131,7 +132,7 @@ describe('CheckRequest: official encode → our decode', () => {
   });
 
   it('decoded request normalizes to the expected HopRequest in both variants', () => {
-    const expected: HopRequest = {
+    const expected: HopRequest = hopRequest({
       method: 'POST',
       path: '/v1/ledger/entries?dry=1&x=%2F',
       tokenFromHeaders: [TOKEN],
@@ -141,7 +142,7 @@ describe('CheckRequest: official encode → our decode', () => {
       contextExtensions: { action: 'ledger.write', route: 'entries' },
       requestId: 'c7a1f3e2-0b5d-4a8e-9f00-1d2e3f4a5b6c',
       traceId: TRACE_ID,
-    };
+    });
     const fromHeaders = toHopRequest(decodeOurs(encodeOfficial(envoyAttributes({ headers }))), ['delegation-token']);
     expect(fromHeaders).toEqual(expected);
 
@@ -164,7 +165,7 @@ describe('CheckRequest: official encode → our decode', () => {
 // ---------------------------------------------------------------------------
 
 const AUDIT: Audit = { sub: 'user:alice', actors: [CALLER], jti: 'jti-1', txn: 'txn-1' };
-const REQ: HopRequest = {
+const REQ: HopRequest = hopRequest({
   method: 'POST',
   path: '/v1/ledger/entries',
   tokenFromHeaders: [TOKEN],
@@ -174,7 +175,7 @@ const REQ: HopRequest = {
   contextExtensions: {},
   requestId: 'rid-"1"',
   traceId: '',
-};
+});
 
 interface Decoded {
   msg: protobuf.Message & Record<string, unknown>;

@@ -12,12 +12,11 @@
 import fc from 'fast-check';
 import type protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
-import { Authorizer, type TokenVerifierLike } from '../../src/authorizer.js';
+import { Authorizer, type TokenVerifierLike } from '../../src/runtime/authorizer.js';
 import { selectToken } from '../../src/core/select.js';
 import type { HopRequest, Policy } from '../../src/core/types.js';
 import {
   DecodeError,
-  HeaderFilter,
   MAX_GROUP_DEPTH,
   decodeCheckRequest,
   decodeCheckRequestFor,
@@ -29,7 +28,7 @@ import {
   type CheckRequestMsg,
   type HttpRequestMsg,
 } from '../../src/envoy/proto.js';
-import { headerCount, toHopRequest } from '../../src/envoy/request.js';
+import { HeaderFilter, headerCount, toHopRequest } from '../../src/envoy/request.js';
 import type { VerifyResult } from '../../src/token/types.js';
 import { envoyCheckRequest, officialRoot } from '../helpers/envoy.js';
 import { CALLER, issuerPolicy, NOW_MS, NOW_S, validClaims, WORKLOAD } from '../helpers/tokens.js';
@@ -153,7 +152,9 @@ function expectFilteredSame(buf: Buffer, lean: CheckRequestMsg, tokenHeaders: re
   const fhttp = filtered.attributes?.request?.http;
   const kept = Object.entries(http?.headers ?? {}).filter(([k]) => filter.keeps(k));
   expect(Object.entries(fhttp?.headers ?? {})).toEqual(kept);
-  const { headers: _h, header_entries: entries, ...rest } = fhttp ?? {};
+  const { headers: _h, header_entries: entries, header_filter: usedFilter, ...rest } = fhttp ?? {};
+  // The message carries the filter it was decoded with (the server reads through it).
+  if (fhttp !== undefined) expect(usedFilter).toBe(filter);
   const { headers: _l, ...leanRest } = http ?? {};
   expect(rest).toEqual(leanRest);
   expect(entries ?? 0).toBeGreaterThanOrEqual(Object.keys(http?.headers ?? {}).length);
@@ -316,6 +317,8 @@ describe('lean decode = proto-loader decode, official encodings (table)', () => 
     expect(r).toEqual({
       method: 'POST',
       path: '/v1/ledger/entries?x=%2F#frag',
+      pathNoQuery: '/v1/ledger/entries',
+      pathProblem: undefined,
       tokenFromHeaders: [TOKEN],
       tokenFromHeaderMap: [],
       caller: CALLER,

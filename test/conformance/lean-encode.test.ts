@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { allow, deny } from '../../src/core/decision.js';
 import { DENY_STATUS, type DenyReason } from '../../src/core/reasons.js';
 import type { Audit, HopRequest, Outcome } from '../../src/core/types.js';
-import { EncodeError, encodeCheckResponse } from '../../src/envoy/encode.js';
+import { EncodeError, encodeCheckResponse, preEncodeHeaderOption, preEncodeOk } from '../../src/envoy/encode.js';
 import {
   authorizationServiceDefinition,
   type CheckResponseMsg,
@@ -22,6 +22,7 @@ import {
 import { internalErrorResponse, toCheckResponse } from '../../src/envoy/response.js';
 import { checkServiceDefinition } from '../../src/envoy/server.js';
 import { officialRoot } from '../helpers/envoy.js';
+import { hopRequest } from '../../src/core/request.js';
 
 /** FUZZ_SEED pins the properties' seed (CI sets it, so a run is reproducible). */
 const SEED = process.env['FUZZ_SEED'] ? { seed: Number(process.env['FUZZ_SEED']) } : {};
@@ -38,7 +39,7 @@ function expectSameBytes(m: CheckResponseMsg): Buffer {
   return ours;
 }
 
-const REQ: HopRequest = {
+const REQ: HopRequest = hopRequest({
   method: 'POST',
   path: '/v1/ledger',
   tokenFromHeaders: [],
@@ -48,7 +49,7 @@ const REQ: HopRequest = {
   contextExtensions: {},
   requestId: 'rid-1',
   traceId: '',
-};
+});
 
 describe('lean encoder: the server uses it', () => {
   it('Check.responseSerialize of the server definition is the lean encoder', () => {
@@ -88,13 +89,14 @@ describe('lean encoder: every response hopguard builds is byte-identical to prot
     }
   });
 
-  it(`${cases.length} outcomes with frozen (cached-token) audits: shared answers, memoized bytes, same bytes`, () => {
+  it(`${cases.length} outcomes of cached tokens (a derived slot): shared answers, pre-encoded bytes, same bytes`, () => {
     for (const c of cases) {
       const a = c.audit;
       const frozen: Audit = Object.freeze({ ...a, ...(a.actors ? { actors: Object.freeze([...a.actors]) } : {}) });
-      const outcome: Outcome = { decision: c.d, enforced: c.enforced, audit: frozen };
-      for (let i = 0; i < 3; i++) {
-        // First Check of the token: its own answer; then the shared one: built, then memoized.
+      const first: Outcome = { decision: c.d, enforced: c.enforced, audit: frozen };
+      const cached: Outcome = { ...first, derived: {} };
+      for (const outcome of [first, cached, cached, cached]) {
+        // First Check of the token: its own answer; then the shared one: built and encoded once, then copied.
         const m = toCheckResponse(outcome, REQ, { upstreamHeaders: c.upstreamHeaders });
         const ours = expectSameBytes(m);
         expect(official(ours), c.name).toEqual(official(viaProtoLoader(m)));
@@ -102,11 +104,12 @@ describe('lean encoder: every response hopguard builds is byte-identical to prot
     }
   });
 
-  it('a memoized (frozen) response comes back as a fresh copy each time', () => {
+  it('a pre-encoded (shared) response comes back as a fresh copy each time', () => {
     const audit: Audit = Object.freeze({ sub: 'user:alice', actors: Object.freeze(['spiffe://a/b']) });
-    toCheckResponse({ decision: allow('granted'), enforced: true, audit }, REQ, { upstreamHeaders: true }); // first sighting
-    const m = toCheckResponse({ decision: allow('granted'), enforced: true, audit }, REQ, { upstreamHeaders: true });
+    const derived = {};
+    const m = toCheckResponse({ decision: allow('granted'), enforced: true, audit, derived }, REQ, { upstreamHeaders: true });
     expect(Object.isFrozen(m)).toBe(true);
+    expect(toCheckResponse({ decision: allow('granted'), enforced: true, audit, derived }, REQ, { upstreamHeaders: true })).toBe(m);
     const first = encodeCheckResponse(m);
     const pristine = Buffer.from(first);
     first.fill(0);
@@ -143,8 +146,11 @@ const text = fc.oneof(
   { weight: 1, arbitrary: fc.integer({ min: 100, max: 20_000 }).map((n) => 'a'.repeat(n)) },
 );
 const action = fc.constantFrom<HeaderAppendAction>('APPEND_IF_EXISTS_OR_ADD', 'ADD_IF_ABSENT', 'OVERWRITE_IF_EXISTS_OR_ADD', 'OVERWRITE_IF_EXISTS');
-const maybeFrozen = <T extends object>(a: fc.Arbitrary<T>): fc.Arbitrary<T> =>
-  fc.tuple(a, fc.boolean()).map(([v, freeze]) => (freeze ? deepFreeze(v) : v));
+/** As built (plain), deeply frozen, or pre-encoded (frozen and carrying its own bytes). */
+const maybeFrozen = <T extends object>(a: fc.Arbitrary<T>, preEncode: (v: T) => T): fc.Arbitrary<T> =>
+  fc
+    .tuple(a, fc.constantFrom('plain', 'frozen', 'pre-encoded'))
+    .map(([v, how]) => (how === 'plain' || Object.isFrozen(v) ? v : how === 'frozen' ? deepFreeze(v) : preEncode(v)));
 const headerOption: fc.Arbitrary<HeaderValueOptionMsg> = maybeFrozen(
   fc.record(
     {
@@ -155,6 +161,7 @@ const headerOption: fc.Arbitrary<HeaderValueOptionMsg> = maybeFrozen(
     },
     { requiredKeys: ['header'] },
   ),
+  preEncodeHeaderOption,
 );
 const value: fc.Arbitrary<StructValueMsg> = fc.oneof(
   text.map((stringValue) => ({ stringValue })),
@@ -175,6 +182,7 @@ const okResponse = maybeFrozen(
     },
     { requiredKeys: ['headers', 'headers_to_remove'] },
   ),
+  preEncodeOk,
 );
 const deniedResponse = fc.record({
   status: fc.record({ code: fc.constantFrom(0, 200, 401, 403, 500, 503, 418, 599) }),

@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Authorizer, type TokenVerifierLike } from '../../src/authorizer.js';
+import { Authorizer, type TokenVerifierLike } from '../../src/runtime/authorizer.js';
 import { isParseFailure, parseCompact } from '../../src/token/jws.js';
 import type { VerifyResult } from '../../src/token/types.js';
 import { expected, type OracleWorld } from './support/oracle.js';

@@ -14,6 +14,7 @@ import type { HopRequest } from '../../src/core/types.js';
 import { refCanonical, refPattern, stripQuery as refStripQuery } from './support/oracle.js';
 import { pathArb, pathPiece, patternArb } from './support/arbitraries.js';
 import { FC_PARAMS, FUZZ_TEST_TIMEOUT_MS, RUNS, WORKLOAD, WORLD } from './support/world.js';
+import { hopRequest } from '../../src/core/request.js';
 
 const PATH_RUNS = { ...FC_PARAMS, numRuns: RUNS * 10 };
 
@@ -119,7 +120,7 @@ describe('path canonicality and matching fuzzing against the reference', () => {
         const claims = {
           authorization_details: [{ type: 'hop', locations: [WORKLOAD], actions: ['POST', 'ledger.write'], paths }],
         } as unknown as DelegationClaims;
-        const req: HopRequest = {
+        const req: HopRequest = hopRequest({
           method: 'POST',
           path: raw,
           tokenFromHeaders: [],
@@ -129,7 +130,7 @@ describe('path canonicality and matching fuzzing against the reference', () => {
           contextExtensions: action === undefined ? {} : { action },
           requestId: '',
           traceId: '',
-        };
+        });
         const d = matchGrant(claims, req, WORLD.policy);
         const path = refStripQuery(raw);
         const want = !refCanonical(path)

@@ -110,6 +110,30 @@ async function start(overrides: Partial<GrpcServerOptions> & Pick<GrpcServerOpti
 // --- tests ------------------------------------------------------------------------
 
 describe('ext_authz Check over the wire (official client)', () => {
+  it('reads the token header list once per Check, and reads the request with the names it was decoded with', async () => {
+    const seen: HopRequest[] = [];
+    let reads = 0;
+    let names: readonly string[] = ['delegation-token'];
+    const { auth } = await start({
+      tokenHeaders: () => {
+        reads++;
+        return names;
+      },
+      authorize: (req) => {
+        seen.push(req);
+        return { decision: allow('granted', 0), enforced: true, audit: AUDIT };
+      },
+    });
+    await call(auth, 'Check', checkRequest({ 'delegation-token': TOKEN }));
+    expect(reads).toBe(1);
+    expect(seen.at(-1)?.tokenFromHeaders).toEqual([TOKEN]);
+    // A reload that renames the header applies from the next Check on.
+    names = ['x-other-token'];
+    await call(auth, 'Check', checkRequest({ 'delegation-token': TOKEN, 'x-other-token': 'ddd.eee.fff' }));
+    expect(reads).toBe(2);
+    expect(seen.at(-1)?.tokenFromHeaders).toEqual(['ddd.eee.fff']);
+  });
+
   it('allow: OK, upstream headers with overwrite semantics, metadata; authorize saw the normalized request', async () => {
     const seen: HopRequest[] = [];
     const { auth, decided } = await start({
@@ -142,6 +166,8 @@ describe('ext_authz Check over the wire (official client)', () => {
       {
         method: 'POST',
         path: '/v1/x?y=1',
+        pathNoQuery: '/v1/x',
+        pathProblem: undefined,
         tokenFromHeaders: [TOKEN],
         tokenFromHeaderMap: [],
         caller: CALLER,

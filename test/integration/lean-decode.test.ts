@@ -79,6 +79,8 @@ describe('lean decoder on the wire', () => {
     expect(seen[0]).toEqual({
       method: 'POST',
       path: '/v1/ledger/entries',
+      pathNoQuery: '/v1/ledger/entries',
+      pathProblem: undefined,
       tokenFromHeaders: [TOKEN],
       tokenFromHeaderMap: [],
       caller: CALLER,

@@ -26,6 +26,7 @@ import {
   type FuzzKey,
 } from './world.js';
 import { createHash, createHmac, X509Certificate } from 'node:crypto';
+import { hopRequest } from '../../../src/core/request.js';
 
 // ---------------------------------------------------------------------------------------
 // Building blocks.
@@ -931,7 +932,7 @@ export function buildCase(plan: Plan): Case {
   }
   const ext: Record<string, string> = r.action === undefined ? {} : { action: r.action };
   const certificate = certFor(r.cert);
-  const hop: HopRequest = {
+  const hop: HopRequest = hopRequest({
     method: r.method,
     path: r.path,
     tokenFromHeaders: fromHeaders,
@@ -941,7 +942,7 @@ export function buildCase(plan: Plan): Case {
     contextExtensions: ext,
     requestId: 'fuzz',
     traceId: '',
-  };
+  });
   const oracle: OracleRequest = {
     method: r.method,
     path: r.path,

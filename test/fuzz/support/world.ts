@@ -8,7 +8,7 @@
 import { generateKeyPairSync, sign as nodeSign, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { JWK } from 'jose';
-import { Authorizer } from '../../../src/authorizer.js';
+import { Authorizer } from '../../../src/runtime/authorizer.js';
 import { parseConfig } from '../../../src/config/load.js';
 import { toIssuerPolicy, toPolicy } from '../../../src/config/policy.js';
 import { ReplayStore } from '../../../src/token/replay.js';

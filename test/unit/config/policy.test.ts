@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { normalizeTyp, toIssuerPolicy, toPolicy } from '../../../src/config/policy.js';
+import { toIssuerPolicy, toPolicy } from '../../../src/config/policy.js';
+import { normalizeTyp } from '../../../src/token/jws.js';
 import type { HopguardConfig } from '../../../src/config/types.js';
 import { parse, patched } from './helpers.js';
 

@@ -2,7 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { decide } from '../../../src/core/decide.js';
 import { allow, deny } from '../../../src/core/decision.js';
 import { DENY_REASONS, DENY_STATUS, type DenyReason } from '../../../src/core/reasons.js';
-import type { Decision, HopRequest, IssuerPolicy, Policy } from '../../../src/core/types.js';
+import type { TokenDerived } from '../../../src/core/derived.js';
+import type { PathPattern } from '../../../src/core/path.js';
+import type { HopRequestInit } from '../../../src/core/request.js';
+import type { DecideMemo, Decision, IssuerPolicy, Policy } from '../../../src/core/types.js';
+import { BoundedMemo } from '../../../src/lib/memo.js';
 import {
   actors,
   CALLER,
@@ -27,7 +31,7 @@ import {
 
 interface Case {
   payload?: Record<string, unknown>;
-  req?: Partial<HopRequest>;
+  req?: Partial<HopRequestInit>;
   policy?: Partial<Policy>;
   issuer?: Partial<IssuerPolicy>;
   now?: number;
@@ -296,7 +300,7 @@ describe('decide: purity', () => {
   });
 });
 
-describe('decide: a frozen (cached) payload', () => {
+describe('decide: a cached token (frozen payload, derived slot)', () => {
   const deepFreeze = <T>(o: T): T => {
     if (typeof o === 'object' && o !== null) {
       for (const v of Object.values(o)) deepFreeze(v);
@@ -307,33 +311,62 @@ describe('decide: a frozen (cached) payload', () => {
 
   it('gives the same decision as a fresh copy, for each policy, on every call', () => {
     const frozen = deepFreeze(payload());
+    const derived: TokenDerived = {};
     const strict = policy({ trustedDomains: ['other.example.org'] });
     for (let i = 0; i < 3; i++) {
-      expect(decide(request(), { payload: frozen, issuer: issuer() }, POLICY, NOW_MS)).toEqual(run({}));
-      expect(decide(request(), { payload: frozen, issuer: issuer() }, strict, NOW_MS)).toMatchObject({ reason: 'chain_invalid' });
+      expect(decide(request(), { payload: frozen, issuer: issuer(), derived }, POLICY, NOW_MS)).toEqual(run({}));
+      expect(decide(request(), { payload: frozen, issuer: issuer(), derived }, strict, NOW_MS)).toMatchObject({ reason: 'chain_invalid' });
     }
   });
 
+  it('keeps the claim shapes and chain in the slot, and reuses them', () => {
+    const derived: TokenDerived = {};
+    const p = deepFreeze(payload());
+    decide(request(), { payload: p, issuer: issuer(), derived }, POLICY, NOW_MS);
+    const kept = derived.structure;
+    expect(kept).toMatchObject({ policy: POLICY, chain: { actors: [CALLER, PRIOR] } });
+    decide(request({ path: '/v1/elsewhere' }), { payload: p, issuer: issuer(), derived }, POLICY, NOW_MS);
+    expect(derived.structure).toBe(kept);
+    // Without a slot nothing is kept anywhere: core is stateless.
+    expect(decide(request(), { payload: p, issuer: issuer() }, POLICY, NOW_MS).reason).toBe('granted');
+  });
+
   it('still runs every request- and time-dependent check on each call', () => {
-    const frozen = deepFreeze(payload());
-    const at = (req: Partial<HopRequest>, now = NOW_MS): string =>
-      decide(request(req), { payload: frozen, issuer: issuer() }, POLICY, now).reason;
+    const frozen = deepFreeze(payload({ cnf: { 'x5t#S256': CALLER_X5T } }));
+    const derived: TokenDerived = {};
+    const memo: DecideMemo = {
+      patterns: new BoundedMemo<string, PathPattern | null>({ maxEntries: 16 }),
+      thumbprints: new BoundedMemo<string, string | null>({ maxEntries: 16 }),
+    };
+    const at = (req: Partial<HopRequestInit>, now = NOW_MS, iss: Partial<IssuerPolicy> = {}): string =>
+      decide(request({ callerCertificate: CERT, ...req }), { payload: frozen, issuer: issuer(iss), derived }, POLICY, now, memo).reason;
     expect(at({})).toBe('granted');
     expect(at({}, NOW_MS + 3_600_000)).toBe('expired');
+    expect(at({}, NOW_MS - 3_600_000)).toBe('issued_in_future');
+    expect(at({}, NOW_MS, { maxLifetimeMs: 1000 })).toBe('lifetime_too_long');
+    expect(decide(request({ callerCertificate: CERT }), { payload: frozen, issuer: issuer(), derived }, policy({ workloadId: 'spiffe://prod.example.org/other' }), NOW_MS, memo).reason).toBe(
+      'audience_mismatch',
+    );
+    expect(at({ caller: undefined })).toBe('peer_unauthenticated');
     expect(at({ caller: 'spiffe://prod.example.org/ns/evil/sa/x' })).toBe('actor_mismatch');
+    expect(at({ callerCertificate: encodeURIComponent(OTHER_PEM) })).toBe('cnf_mismatch');
+    expect(at({ callerCertificate: undefined })).toBe('cnf_mismatch');
     expect(at({ path: '/v1/elsewhere' })).toBe('grant_mismatch');
+    expect(at({ method: 'DELETE' })).toBe('grant_mismatch');
     expect(at({ path: '/v1/ledger/../admin' })).toBe('path_not_canonical');
     expect(at({})).toBe('granted');
   });
 
-  it('invalid claims of a frozen payload are denied every time, in SPEC order', () => {
+  it('invalid claims of a cached token are denied every time, in SPEC order', () => {
     const badChain = deepFreeze(payload({ act: { sub: CALLER, act: { sub: 'not-spiffe' } } }));
     const badClaims = deepFreeze(payload({ exp: 'soon' }));
+    const chainSlot: TokenDerived = {};
+    const claimsSlot: TokenDerived = {};
     for (let i = 0; i < 2; i++) {
-      expect(decide(request(), { payload: badChain, issuer: issuer() }, POLICY, NOW_MS).reason).toBe('chain_invalid');
+      expect(decide(request(), { payload: badChain, issuer: issuer(), derived: chainSlot }, POLICY, NOW_MS).reason).toBe('chain_invalid');
       // Time checks come before the chain: an expired token with a bad chain is 'expired'.
-      expect(decide(request(), { payload: badChain, issuer: issuer() }, POLICY, NOW_MS + 3_600_000).reason).toBe('expired');
-      expect(decide(request(), { payload: badClaims, issuer: issuer() }, POLICY, NOW_MS).reason).toBe('bad_claim');
+      expect(decide(request(), { payload: badChain, issuer: issuer(), derived: chainSlot }, POLICY, NOW_MS + 3_600_000).reason).toBe('expired');
+      expect(decide(request(), { payload: badClaims, issuer: issuer(), derived: claimsSlot }, POLICY, NOW_MS).reason).toBe('bad_claim');
     }
   });
 });

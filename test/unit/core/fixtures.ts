@@ -1,5 +1,6 @@
 import type { HopRequest, IssuerPolicy, Policy } from '../../../src/core/types.js';
 import { CALLER, GRANT, issuerPolicy, NOW_MS, NOW_S, SUBJECT, WORKLOAD } from '../../helpers/tokens.js';
+import { hopRequest, type HopRequestInit } from '../../../src/core/request.js';
 
 /** Shared, valid-by-default inputs for the core tests: each test mutates one thing. */
 
@@ -55,8 +56,8 @@ export function without(name: string, over: Record<string, unknown> = {}): Recor
   return p;
 }
 
-export function request(over: Partial<HopRequest> = {}): HopRequest {
-  return {
+export function request(over: Partial<HopRequestInit> = {}): HopRequest {
+  return hopRequest({
     method: 'POST',
     path: '/v1/ledger/entries',
     tokenFromHeaders: ['t.o.k'],
@@ -67,7 +68,7 @@ export function request(over: Partial<HopRequest> = {}): HopRequest {
     requestId: 'req-1',
     traceId: 'trace-1',
     ...over,
-  };
+  });
 }
 
 /** Build a nested act chain from actor ids, outermost (current) first. */

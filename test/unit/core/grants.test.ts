@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { validateClaims, type DelegationClaims } from '../../../src/core/claims.js';
 import { explainGrants, matchGrant } from '../../../src/core/grants.js';
-import type { HopRequest, Policy } from '../../../src/core/types.js';
+import type { HopRequestInit } from '../../../src/core/request.js';
+import type { Policy } from '../../../src/core/types.js';
 import { GRANT, payload, POLICY, request, WORKLOAD } from './fixtures.js';
 
 function claimsWith(details: unknown[], policy: Policy = POLICY): DelegationClaims {
@@ -14,7 +15,7 @@ const ACTION_GRANT = { type: 'hop', locations: [WORKLOAD], actions: ['ledger.wri
 
 describe('matchGrant', () => {
   // [case, grants, request overrides, expected reason, grantIndex]
-  const table: Array<[string, unknown[], Partial<HopRequest>, string, number?]> = [
+  const table: Array<[string, unknown[], Partial<HopRequestInit>, string, number?]> = [
     ['exact path', [GRANT], {}, 'granted', 0],
     ['* segment', [GRANT], { path: '/v1/accounts/acc-9/balance' }, 'granted', 0],
     ['/** prefix itself', [GRANT], { path: '/v1/reports' }, 'granted', 0],

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalProblem, compilePattern, matchPattern, stripQuery } from '../../../src/core/path.js';
+import { canonicalProblem, compilePattern, matchPattern, stripQuery, type PathPattern } from '../../../src/core/path.js';
+import { BoundedMemo } from '../../../src/lib/memo.js';
 
 describe('stripQuery', () => {
   it.each([
@@ -162,16 +163,24 @@ describe('compilePattern', () => {
     expect(compilePattern(src)).toBeUndefined();
   });
 
-  it('returns the memoized compilation for a repeated pattern', () => {
-    expect(compilePattern('/memo/x/*')).toBe(compilePattern('/memo/x/*'));
+  it('returns the memoized compilation for a repeated pattern (with the caller\'s memo)', () => {
+    const memo = new BoundedMemo<string, PathPattern | null>({ maxEntries: 16 });
+    expect(compilePattern('/memo/x/*', memo)).toBe(compilePattern('/memo/x/*', memo));
+    expect(compilePattern('/v1/**/x', memo)).toBeUndefined();
+    expect(memo.get('/v1/**/x')).toBeNull(); // "invalid" is remembered too
+    // Without a memo: compiled afresh each time, equal.
+    expect(compilePattern('/memo/x/*')).not.toBe(compilePattern('/memo/x/*'));
+    expect(compilePattern('/memo/x/*')).toEqual(compilePattern('/memo/x/*', memo));
   });
 
   it('keeps working after the memo has been filled and cleared', () => {
-    for (let i = 0; i < 5000; i++) compilePattern(`/fill/${i}`);
-    const p = compilePattern('/v1/accounts/*/balance');
+    const memo = new BoundedMemo<string, PathPattern | null>({ maxEntries: 4096 });
+    for (let i = 0; i < 5000; i++) compilePattern(`/fill/${i}`, memo);
+    expect(memo.size).toBeLessThanOrEqual(4096);
+    const p = compilePattern('/v1/accounts/*/balance', memo);
     expect(p).toBeDefined();
     expect(matchPattern(p!, '/v1/accounts/a/balance')).toBe(true);
-    expect(compilePattern('/v1/**/x')).toBeUndefined();
+    expect(compilePattern('/v1/**/x', memo)).toBeUndefined();
   });
 });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CheckRequestMsg, HeaderValueMsg } from '../../../src/envoy/proto.js';
-import { toHopRequest, traceIdOf } from '../../../src/envoy/request.js';
+import { HEADER_FILTER_MEMO_MAX, HeaderFilter, HeaderFilters, keptHeadersOf, toHopRequest, traceIdOf } from '../../../src/envoy/request.js';
 
 const TOKEN_HEADERS = ['delegation-token'] as const;
 const CALLER = 'spiffe://prod.example.org/ns/web/sa/frontend';
@@ -160,6 +160,8 @@ describe('toHopRequest fields', () => {
     expect(r).toEqual({
       method: 'POST',
       path: '/v1/ledger/entries?x=1',
+      pathNoQuery: '/v1/ledger/entries',
+      pathProblem: undefined,
       tokenFromHeaders: [],
       tokenFromHeaderMap: [],
       caller: CALLER,
@@ -212,6 +214,8 @@ describe('toHopRequest fields', () => {
     expect(r).toEqual({
       method: '',
       path: '',
+      pathNoQuery: '',
+      pathProblem: 'path does not start with /',
       tokenFromHeaders: [],
       tokenFromHeaderMap: [],
       caller: undefined,
@@ -243,5 +247,47 @@ describe('traceIdOf (W3C traceparent)', () => {
     expect(traceIdOf(header)).toBe(expected);
     const r = toHopRequest(msg({ headers: header === undefined ? {} : { traceparent: header } }), TOKEN_HEADERS);
     expect(r.traceId).toBe(expected);
+  });
+});
+
+describe('HeaderFilter (request policy: which headers the server decodes)', () => {
+  it('keeps the token headers (lower-cased), x-request-id, traceparent and mixed-case keys only', () => {
+    const f = new HeaderFilter(['Delegation-Token', 'x-alt-token']);
+    expect(f.tokenHeaders).toEqual(['delegation-token', 'x-alt-token']);
+    for (const k of ['delegation-token', 'x-alt-token', 'x-request-id', 'traceparent', 'Delegation-Token', 'X-Anything']) {
+      expect(f.keeps(k), k).toBe(true);
+    }
+    for (const k of ['user-agent', ':path', 'x-forwarded-client-cert', 'cookie', '']) expect(f.keeps(k), k).toBe(false);
+  });
+
+  it(`remembers at most ${HEADER_FILTER_MEMO_MAX} keys and keeps answering exactly`, () => {
+    const f = new HeaderFilter(['delegation-token']);
+    for (let i = 0; i < HEADER_FILTER_MEMO_MAX * 3; i++) {
+      expect(f.keeps(`x-h-${i}`)).toBe(false);
+      expect(f.memoSize()).toBeLessThanOrEqual(HEADER_FILTER_MEMO_MAX);
+    }
+    expect(f.keeps('delegation-token')).toBe(true);
+    expect(HEADER_FILTER_MEMO_MAX).toBe(1024);
+  });
+
+  it('toHopRequest reads token headers through a filter as through the list', () => {
+    const m = msg({ headers: { 'delegation-token': 'a.b.c', 'x-request-id': 'rid' } });
+    expect(toHopRequest(m, new HeaderFilter(['Delegation-Token']))).toEqual(toHopRequest(m, ['Delegation-Token']));
+  });
+
+  it('HeaderFilters rebuilds the filter only when the list changes', () => {
+    const fs = new HeaderFilters();
+    const list = ['delegation-token'];
+    const a = fs.for(list);
+    expect(fs.for(list)).toBe(a);
+    expect(fs.for(['delegation-token'])).not.toBe(a);
+  });
+
+  it('keptHeadersOf finds the filter a message was decoded with, and nothing in odd shapes', () => {
+    const f = new HeaderFilter(['delegation-token']);
+    expect(keptHeadersOf({ attributes: { request: { http: { header_filter: f } } } })).toBe(f);
+    for (const m of [{}, null, { attributes: { request: { http: null } } }, { attributes: { request: { http: { header_filter: 'x' } } } }]) {
+      expect(keptHeadersOf(m as CheckRequestMsg)).toBeUndefined();
+    }
   });
 });

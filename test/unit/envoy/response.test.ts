@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { allow, deny } from '../../../src/core/decision.js';
 import { DENY_MESSAGE, DENY_REASONS, DENY_STATUS } from '../../../src/core/reasons.js';
-import type { Audit, Decision, HopRequest, Outcome } from '../../../src/core/types.js';
+import type { Audit, Decision, HopRequest, Outcome, SharedAnswers } from '../../../src/core/types.js';
 import type { CheckResponseMsg, HeaderValueOptionMsg, StructMsg } from '../../../src/envoy/proto.js';
 import { internalErrorResponse, toCheckResponse } from '../../../src/envoy/response.js';
+import { hopRequest } from '../../../src/core/request.js';
 
 const CALLER = 'spiffe://prod.example.org/ns/web/sa/frontend';
 const PRIOR = 'spiffe://prod.example.org/ns/edge/sa/gateway';
@@ -19,7 +20,7 @@ const FULL_AUDIT: Audit = {
 const ALL3 = ['x-hopguard-sub', 'x-hopguard-actor', 'x-hopguard-txn'];
 
 function req(requestId = 'rid-1'): HopRequest {
-  return {
+  return hopRequest({
     method: 'POST',
     path: '/v1/ledger/entries',
     tokenFromHeaders: [],
@@ -29,7 +30,7 @@ function req(requestId = 'rid-1'): HopRequest {
     contextExtensions: {},
     requestId,
     traceId: '',
-  };
+  });
 }
 
 function outcome(decision: Decision, audit: Audit = FULL_AUDIT, enforced = true): Outcome {
@@ -232,8 +233,10 @@ describe('internalErrorResponse', () => {
   });
 });
 
-describe('shared allow answers (frozen audit facts of a cached token)', () => {
+describe('shared allow answers (a cached token\'s derived slot)', () => {
   const deepFrozen = (a: Audit): Audit => Object.freeze({ ...a, ...(a.actors ? { actors: Object.freeze([...a.actors]) } : {}) });
+  /** An outcome of a cached token from its second Check on: frozen audit facts and the token's slot. */
+  const cached = (d: Decision, a: Audit, slot: SharedAnswers, enforced = true): Outcome => ({ decision: d, enforced, audit: a, derived: slot });
   // Every allow-shaped variant: granted/exempt × enforced or dry-run deny × upstream headers on/off,
   // for audits with and without each fact (and a control character that must not be vouched).
   const audits: Audit[] = [FULL_AUDIT, {}, { sub: 'user:bob' }, { ...FULL_AUDIT, txn: 'bad\nvalue' }, { ...FULL_AUDIT, actors: [] }];
@@ -247,16 +250,17 @@ describe('shared allow answers (frozen audit facts of a cached token)', () => {
   it('equal to the answer built afresh, whatever the variant order', () => {
     for (const a of audits) {
       const frozen = deepFrozen(a);
+      const slot: SharedAnswers = {};
       for (const round of [0, 1]) {
         const order = round === 0 ? variants : [...variants].reverse();
         for (const [d, enforced] of order) {
           for (const upstreamHeaders of [true, false]) {
             const fresh = toCheckResponse(outcome(d, { ...a }, enforced), req(), { upstreamHeaders });
             for (let i = 0; i < 2; i++) {
-              const shared = toCheckResponse(outcome(d, frozen, enforced), req(), { upstreamHeaders });
+              const shared = toCheckResponse(cached(d, frozen, slot, enforced), req(), { upstreamHeaders });
               expect(shared).toEqual(fresh);
             }
-            const shared = toCheckResponse(outcome(d, frozen, enforced), req(), { upstreamHeaders });
+            const shared = toCheckResponse(cached(d, frozen, slot, enforced), req(), { upstreamHeaders });
             expect(Object.isFrozen(shared) && Object.isFrozen(shared.ok_response) && Object.isFrozen(shared.dynamic_metadata)).toBe(true);
           }
         }
@@ -266,31 +270,39 @@ describe('shared allow answers (frozen audit facts of a cached token)', () => {
 
   it('a token seen once gets its own answer; from its second Check on, one shared frozen answer', () => {
     const a = deepFrozen(FULL_AUDIT);
+    const slot: SharedAnswers = {};
+    // First Check: the verifier hands out no slot yet (src/token/verifier.ts).
     const r0 = toCheckResponse(outcome(allow('granted'), a), req('r0'), { upstreamHeaders: true });
     expect(Object.isFrozen(r0)).toBe(false); // distinct tokens, each seen once, are never frozen
-    const r1 = toCheckResponse(outcome(allow('granted'), a), req('r1'), { upstreamHeaders: true });
-    const r2 = toCheckResponse(outcome(allow('granted'), a), req('r2'), { upstreamHeaders: true });
+    const r1 = toCheckResponse(cached(allow('granted'), a, slot), req('r1'), { upstreamHeaders: true });
+    const r2 = toCheckResponse(cached(allow('granted'), a, slot), req('r2'), { upstreamHeaders: true });
     expect(Object.isFrozen(r1)).toBe(true);
     expect(r2).toBe(r1);
     expect(r1).toEqual(r0);
-    expect(toCheckResponse(outcome(allow('granted'), a, false), req(), { upstreamHeaders: true })).not.toBe(r1);
-    expect(toCheckResponse(outcome(allow('granted'), a), req(), { upstreamHeaders: false })).not.toBe(r1);
-    expect(toCheckResponse(outcome(allow('granted'), deepFrozen(FULL_AUDIT)), req(), { upstreamHeaders: true })).not.toBe(r1);
+    expect(toCheckResponse(cached(allow('granted'), a, slot, false), req(), { upstreamHeaders: true })).not.toBe(r1);
+    expect(toCheckResponse(cached(allow('granted'), a, slot), req(), { upstreamHeaders: false })).not.toBe(r1);
+    // Another token (another cache entry, another slot) gets its own answer.
+    expect(toCheckResponse(cached(allow('granted'), deepFrozen(FULL_AUDIT), {}), req(), { upstreamHeaders: true })).not.toBe(r1);
+    // The answers live in the token's slot, and go with it.
+    expect(slot.answers).toHaveLength(3);
   });
 
-  it('an unfrozen audit always gets a fresh answer (its facts could change)', () => {
-    const a: Audit = { ...FULL_AUDIT };
-    const r1 = toCheckResponse(outcome(allow('granted'), a), req(), { upstreamHeaders: true });
-    const r2 = toCheckResponse(outcome(allow('granted'), a), req(), { upstreamHeaders: true });
-    expect(r2).not.toBe(r1);
-    expect(r2).toEqual(r1);
+  it('an outcome without a slot always gets a fresh answer (frozen audit facts or not)', () => {
+    for (const a of [{ ...FULL_AUDIT }, deepFrozen(FULL_AUDIT)]) {
+      const r1 = toCheckResponse(outcome(allow('granted'), a), req(), { upstreamHeaders: true });
+      const r2 = toCheckResponse(outcome(allow('granted'), a), req(), { upstreamHeaders: true });
+      expect(r2).not.toBe(r1);
+      expect(r2).toEqual(r1);
+    }
   });
 
   it('denies are never shared: the body carries each request id', () => {
     const a = deepFrozen(FULL_AUDIT);
-    const d1 = toCheckResponse(outcome(deny('actor_mismatch'), a), req('one'), { upstreamHeaders: true });
-    const d2 = toCheckResponse(outcome(deny('actor_mismatch'), a), req('two'), { upstreamHeaders: true });
+    const slot: SharedAnswers = {};
+    const d1 = toCheckResponse(cached(deny('actor_mismatch'), a, slot), req('one'), { upstreamHeaders: true });
+    const d2 = toCheckResponse(cached(deny('actor_mismatch'), a, slot), req('two'), { upstreamHeaders: true });
     expect(JSON.parse(d1.denied_response!.body).request_id).toBe('one');
     expect(JSON.parse(d2.denied_response!.body).request_id).toBe('two');
+    expect(slot.answers).toBeUndefined();
   });
 });

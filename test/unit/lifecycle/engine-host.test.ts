@@ -14,6 +14,7 @@ import type { RefreshResult, SourceTuning } from '../../../src/token/key-source-
 import { StaticKeySource } from '../../../src/token/sources.js';
 import type { KeyLookup, KeySource } from '../../../src/token/types.js';
 import { CALLER, ISSUER, jwksOf, NOW_MS, signToken, testKey, WORKLOAD, type TestKey } from '../../helpers/tokens.js';
+import { hopRequest } from '../../../src/core/request.js';
 
 const ISSUER_B = 'https://sts.b.example.org';
 
@@ -82,7 +83,7 @@ function cfg(text: string): HopguardConfig {
 }
 
 function req(token: string): HopRequest {
-  return {
+  return hopRequest({
     method: 'POST',
     path: '/v1/ledger/entries',
     tokenFromHeaders: [token],
@@ -92,7 +93,7 @@ function req(token: string): HopRequest {
     contextExtensions: {},
     requestId: 'r',
     traceId: '',
-  };
+  });
 }
 
 function host(config: HopguardConfig, opts: { loaded?: (i: IssuerConfig) => boolean; build?: typeof buildEngine } = {}) {

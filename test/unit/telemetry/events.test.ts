@@ -2,15 +2,21 @@ import { describe, expect, it } from 'vitest';
 import { allow, deny } from '../../../src/core/decision.js';
 import type { HopRequest, Outcome } from '../../../src/core/types.js';
 import fc from 'fast-check';
-import { buildDecisionEvent, DecisionPipeline, sampleHash, serializeDecisionEvent, type DecisionEvent, type EventSink } from '../../../src/telemetry/events.js';
+import { DecisionEventFormat, DecisionPipeline, sampleHash, type DecisionEvent, type EventSink } from '../../../src/telemetry/events.js';
 import { CaptureSink } from '../../helpers/capture-sink.js';
 import { Metrics } from '../../../src/telemetry/metrics.js';
+import { hopRequest, type HopRequestInit } from '../../../src/core/request.js';
 
 const WORKLOAD = 'spiffe://prod.example.org/ns/payments/sa/ledger';
+
+/** One format for the whole file (as a pipeline has): every test also runs through what its memos carry over. */
+const format = new DecisionEventFormat();
+const buildDecisionEvent = (...a: Parameters<DecisionEventFormat['build']>): DecisionEvent => format.build(...a);
+const serializeDecisionEvent = (ev: DecisionEvent): string => format.serialize(ev);
 const TOKEN = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl';
 
-function req(over: Partial<HopRequest> = {}): HopRequest {
-  return {
+function req(over: Partial<HopRequestInit> = {}): HopRequest {
+  return hopRequest({
     method: 'POST',
     path: '/v1/ledger/entries?secret=s3cr3t',
     tokenFromHeaders: [TOKEN],
@@ -21,7 +27,7 @@ function req(over: Partial<HopRequest> = {}): HopRequest {
     requestId: 'req-1',
     traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
     ...over,
-  };
+  });
 }
 const ALLOW: Outcome = { decision: allow('granted'), enforced: true, audit: { sub: 'user:alice', actors: ['spiffe://a'] } };
 const DENY: Outcome = { decision: deny('bad_signature'), enforced: true, audit: { iss: 'https://sts', kid: 'k1' } };

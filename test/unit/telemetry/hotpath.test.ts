@@ -6,10 +6,11 @@
 import { describe, expect, it } from 'vitest';
 import { allow } from '../../../src/core/decision.js';
 import type { HopRequest, Outcome } from '../../../src/core/types.js';
-import { buildDecisionEvent, DecisionPipeline, type EventSink } from '../../../src/telemetry/events.js';
+import { DecisionEventFormat, DecisionPipeline, type EventSink } from '../../../src/telemetry/events.js';
 import { Metrics } from '../../../src/telemetry/metrics.js';
+import { hopRequest } from '../../../src/core/request.js';
 
-const REQ: HopRequest = {
+const REQ: HopRequest = hopRequest({
   method: 'POST',
   path: '/v1/ledger/entries',
   tokenFromHeaders: ['x'],
@@ -19,7 +20,7 @@ const REQ: HopRequest = {
   contextExtensions: {},
   requestId: 'b4f0c1d2-1111-4c4c-9e9e-000000000001',
   traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
-};
+});
 const OUT: Outcome = {
   decision: allow('granted'),
   enforced: true,
@@ -47,9 +48,10 @@ describe('hot-path cost of telemetry', () => {
     const queued: (() => void)[] = [];
     const p = new DecisionPipeline({ sinks: [nullSink], workload: () => 'w', metrics, schedule: (fn) => void queued.push(fn) });
     const N = 20_000;
+    const format = new DecisionEventFormat();
     const inline = (): void => {
       metrics.decision(true, 'granted', true, 0.0001);
-      nullSink.write(JSON.stringify(buildDecisionEvent(REQ, OUT, { workload: 'w', tsMs: 0, latencyUs: 100 })) + '\n');
+      nullSink.write(JSON.stringify(format.build(REQ, OUT, { workload: 'w', tsMs: 0, latencyUs: 100 })) + '\n');
     };
     // Warm up both paths.
     for (let i = 0; i < 5; i++) {

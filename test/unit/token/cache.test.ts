@@ -3,11 +3,12 @@
  * Every test runs real verification (WebCrypto) against keys from a real KeySource.
  */
 import { describe, expect, it, vi } from 'vitest';
-import { Authorizer } from '../../../src/authorizer.js';
+import { Authorizer } from '../../../src/runtime/authorizer.js';
+import type { HopRequestInit } from '../../../src/core/request.js';
 import type { HopRequest } from '../../../src/core/types.js';
 import { tokenSha256 } from '../../../src/token/hash.js';
 import { StaticKeySource } from '../../../src/token/sources.js';
-import type { KeyLookup, KeySource } from '../../../src/token/types.js';
+import type { KeyLookup, KeySource, VerifyResult } from '../../../src/token/types.js';
 import { TokenVerifier } from '../../../src/token/verifier.js';
 import { POLICY, request } from '../core/fixtures.js';
 import { CALLER, forge, issuerPolicy, jwksOf, NOW_MS, NOW_S, signToken, testKey, validClaims } from '../../helpers/tokens.js';
@@ -67,8 +68,15 @@ async function setup(maxEntries = 100, Keys: typeof SwappableKeys = SwappableKey
   return { key, keys, clock, lookups, verifier, verifySpy };
 }
 
-function hop(token: string, over: Partial<HopRequest> = {}): HopRequest {
+function hop(token: string, over: Partial<HopRequestInit> = {}): HopRequest {
   return request({ tokenFromHeaders: [token], ...over });
+}
+
+/** `first` as a cache hit returns it: the same token, now with its (empty) derived slot. */
+function asHit(first: VerifyResult): VerifyResult {
+  if (!first.ok) throw new Error('not verified');
+  expect(first.token.derived).toBeUndefined(); // a token's first Check: no slot
+  return { ok: true, token: { ...first.token, derived: {} } };
 }
 
 describe('verified-token cache', () => {
@@ -79,7 +87,7 @@ describe('verified-token cache', () => {
     const calls = verifySpy.mock.calls.length;
     const second = await verifier.verify(token, tokenSha256(token));
     expect(first.ok).toBe(true);
-    expect(second).toEqual(first);
+    expect(second).toEqual(asHit(first));
     // The same (cached) objects, not a re-parse.
     if (first.ok && second.ok) expect(second.token.payload).toBe(first.token.payload);
     expect(verifySpy.mock.calls.length).toBe(calls); // no new signature verification
@@ -112,7 +120,7 @@ describe('verified-token cache', () => {
     const lookupsBefore = keys.lookups;
     const second = verifier.verify(token, tokenSha256(token));
     expect(second).not.toBeInstanceOf(Promise);
-    expect(second).toEqual(first);
+    expect(second).toEqual(asHit(first));
     expect(keys.lookups).toBe(lookupsBefore);
     expect((keys as PeekableKeys).peeks).toBe(1);
     expect(lookups).toEqual([false, true]);
@@ -143,7 +151,7 @@ describe('verified-token cache', () => {
     const before = keys.lookups;
     const second = verifier.verify(token, tokenSha256(token));
     expect(second).toBeInstanceOf(Promise);
-    expect(await second).toEqual(first);
+    expect(await second).toEqual(asHit(first));
     expect(keys.lookups).toBe(before + 1);
     expect(lookups).toEqual([false, true]);
   });
@@ -156,10 +164,15 @@ describe('verified-token cache', () => {
     expect(first.decision).toMatchObject({ allow: true, reason: 'granted' });
     const second = authorizer.authorize(hop(token));
     expect(second).not.toBeInstanceOf(Promise);
-    expect(second).toEqual(first);
-    // The audit facts of a cached token are built once and shared, frozen.
+    const { derived, ...rest } = second as Awaited<typeof first>;
+    expect(rest).toEqual({ ...first, derived: undefined });
+    expect(first.derived).toBeUndefined(); // first Check: nothing kept for a token seen once
+    expect(derived).toBeDefined(); // from its second Check on: the token's derived slot
+    // The audit facts of a cached token are built once (its second Check) and shared, frozen.
     const audit = (second as Awaited<typeof first>).audit;
-    expect(audit).toBe(first.audit);
+    const third = authorizer.authorize(hop(token)) as Awaited<typeof first>;
+    expect(third.audit).toBe(audit);
+    expect(third.derived).toBe(derived);
     expect(Object.isFrozen(audit) && Object.isFrozen(audit.actors)).toBe(true);
     expect(audit).toMatchObject({ tokenSha256: tokenSha256(token), kid: 'k1' });
     // Still a full decision each time: the same cached token with another caller is denied.

@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compactPayload, flatCopy, intern, internTableSize } from '../../../src/token/compact.js';
+import { flatCopy, Interner, MAX_INTERNED, MAX_KEY_CHARS } from '../../../src/token/compact.js';
 import { parseStrictJson } from '../../../src/token/json.js';
 
 const SEED = process.env['FUZZ_SEED'] ? { seed: Number(process.env['FUZZ_SEED']) } : {};
@@ -32,6 +32,9 @@ const parse = (json: string): Record<string, unknown> => {
 };
 
 describe('compactPayload', () => {
+  // One table for the whole block, as a verifier has one for its whole cache.
+  const interner = new Interner();
+  const compactPayload = (p: Readonly<Record<string, unknown>>) => interner.compactPayload(p);
   it('any JSON object from the strict parser: an equal, deeply frozen copy', () => {
     const key = fc.oneof(fc.string(), fc.constantFrom('__proto__', 'constructor', 'jti', 'act', ''));
     const payload = fc.dictionary(key, fc.jsonValue({ maxDepth: 4 }), { maxKeys: 8 });
@@ -86,13 +89,39 @@ describe('compactPayload', () => {
 
   it('the intern table stays bounded under unique values, and values handed out stay valid', () => {
     const first = compactPayload(parse('{"grants":["keep-me-please-0001"]}'));
-    for (let i = 0; i < 20_000; i++) compactPayload(parse(`{"sub":"user-${i}-xxxxxxxxxxxx","grants":[${i}]}`));
-    expect(internTableSize()).toBeLessThanOrEqual(4096);
+    for (let i = 0; i < 20_000; i++) {
+      compactPayload(parse(`{"sub":"user-${i}-xxxxxxxxxxxx","grants":[${i}]}`));
+      expect(interner.size).toBeLessThanOrEqual(4096);
+    }
+    expect(MAX_INTERNED).toBe(4096);
     expect(first['grants']).toEqual(['keep-me-please-0001']);
   });
 
+  it('the intern table stays within its character budget', () => {
+    const own = new Interner();
+    const first = own.compactPayload(parse('{"grants":["keep-me-please-0002"]}'));
+    for (let i = 0; i < 2_000; i++) {
+      // ~4 KiB of key characters per payload (under the per-value limit, so interned)
+      own.compactPayload(parse(`{"sub":"${'s'.repeat(1000)}-${i}","grants":["${'g'.repeat(3000)}-${i}"]}`));
+      expect(own.chars).toBeLessThanOrEqual(MAX_KEY_CHARS);
+    }
+    expect(own.size).toBeLessThan(2_000);
+    expect(MAX_KEY_CHARS).toBe(1024 * 1024);
+    expect(first['grants']).toEqual(['keep-me-please-0002']);
+  });
+
   it('interns a header object as one canonical value', () => {
-    expect(intern({ alg: 'ES256', typ: 'delegation+jwt', kid: 'k1' })).toBe(intern({ alg: 'ES256', typ: 'delegation+jwt', kid: 'k1' }));
+    expect(interner.intern({ alg: 'ES256', typ: 'delegation+jwt', kid: 'k1' })).toBe(interner.intern({ alg: 'ES256', typ: 'delegation+jwt', kid: 'k1' }));
+  });
+
+  it('a string that spells an interned object\'s key is still a string (one table, exact hits)', () => {
+    const own = new Interner();
+    const obj = own.intern({ a: 1 });
+    const key = '{"a":n1}'; // the object's type-tagged key
+    expect(own.intern(key)).toBe(key);
+    expect(own.intern({ a: 1 })).toEqual({ a: 1 });
+    expect(own.intern(key)).toBe(key);
+    expect(obj).toEqual({ a: 1 });
   });
 });
 

@@ -4,12 +4,13 @@
  * fail-closed answer of a full store.
  */
 import { describe, expect, it } from 'vitest';
-import { Authorizer, REPLAY_ROUTE_KEY, replayApplies, type TokenVerifierLike } from '../../src/authorizer.js';
-import type { HopRequest, Policy } from '../../src/core/types.js';
-import { ReplayStore } from '../../src/token/replay.js';
-import type { VerifyResult } from '../../src/token/types.js';
-import { policy } from './core/fixtures.js';
-import { CALLER, issuerPolicy, NOW_MS, NOW_S, validClaims } from '../helpers/tokens.js';
+import { Authorizer, REPLAY_ROUTE_KEY, replayApplies, type TokenVerifierLike } from '../../../src/runtime/authorizer.js';
+import type { HopRequest, Policy } from '../../../src/core/types.js';
+import { ReplayStore } from '../../../src/token/replay.js';
+import type { VerifyResult } from '../../../src/token/types.js';
+import { policy } from '../core/fixtures.js';
+import { CALLER, issuerPolicy, NOW_MS, NOW_S, validClaims } from '../../helpers/tokens.js';
+import { hopRequest } from '../../../src/core/request.js';
 
 const POLICY: Policy = policy({ exempt: [] });
 const ISSUER = issuerPolicy(); // clock_skew 10 s, max_lifetime 300 s
@@ -23,7 +24,7 @@ const verifier: TokenVerifierLike = {
 };
 
 function req(jti: string, ext: Record<string, string> = {}): HopRequest {
-  return {
+  return hopRequest({
     method: 'POST',
     path: '/v1/ledger/entries',
     tokenFromHeaders: [`jti:${jti}`],
@@ -33,7 +34,7 @@ function req(jti: string, ext: Record<string, string> = {}): HopRequest {
     contextExtensions: ext,
     requestId: 'r',
     traceId: '',
-  };
+  });
 }
 
 function setup(opts: { byDefault?: boolean; store?: boolean; max?: number } = {}) {
