@@ -1,3 +1,4 @@
+import { isPlainObject, own } from '../lib/json-object.js';
 import { deny } from './decision.js';
 import type { DenyDecision, Policy } from './types.js';
 
@@ -36,18 +37,6 @@ export interface DelegationClaims {
   readonly authorization_details: readonly AuthorizationDetail[];
   readonly txn?: string;
   readonly cnf?: { readonly 'x5t#S256'?: string };
-}
-
-/** A JSON object: not null, not an array, and with a plain (or null) prototype. */
-export function isPlainObject(v: unknown): v is Readonly<Record<string, unknown>> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
-  const proto: unknown = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null;
-}
-
-/** An own property's value; undefined when absent (never reads the prototype chain). */
-export function own(o: Readonly<Record<string, unknown>>, key: string): unknown {
-  return Object.hasOwn(o, key) ? o[key] : undefined;
 }
 
 function isNonEmptyString(v: unknown): v is string {

@@ -10,7 +10,7 @@ import * as protoLoader from '@grpc/proto-loader';
 export const PROTO_DIR: string = fileURLToPath(new URL('../../proto/', import.meta.url));
 
 export const AUTHORIZATION_SERVICE_NAME = 'envoy.service.auth.v3.Authorization';
-export const HEALTH_SERVICE_NAME = 'grpc.health.v1.Health';
+const HEALTH_SERVICE_NAME = 'grpc.health.v1.Health';
 
 /**
  * Decoded-object options. keepCase: field names as in the .proto (snake_case);
@@ -20,7 +20,7 @@ export const HEALTH_SERVICE_NAME = 'grpc.health.v1.Health';
  * definitions, whose field names are camelCase (`stringValue`, `boolValue`) even
  * with keepCase.
  */
-export const LOADER_OPTIONS: protoLoader.Options = {
+const LOADER_OPTIONS: protoLoader.Options = {
   keepCase: true,
   longs: String,
   enums: String,
@@ -29,7 +29,7 @@ export const LOADER_OPTIONS: protoLoader.Options = {
   includeDirs: [PROTO_DIR],
 };
 
-export const packageDefinition: protoLoader.PackageDefinition = protoLoader.loadSync(
+const packageDefinition: protoLoader.PackageDefinition = protoLoader.loadSync(
   ['envoy/service/auth/v3/external_auth.proto', 'grpc/health/v1/health.proto'],
   LOADER_OPTIONS,
 );

@@ -232,7 +232,7 @@ export function traceIdOf(traceparent: string | undefined): string {
  * Envoy generates UUIDs, but a client may send its own x-request-id, which we echo in deny
  * bodies and events: keep it to a sane length so it cannot inflate every answer.
  */
-export const MAX_REQUEST_ID_LENGTH = 256;
+const MAX_REQUEST_ID_LENGTH = 256;
 export function capRequestId(id: string): string {
   return id.length > MAX_REQUEST_ID_LENGTH ? id.slice(0, MAX_REQUEST_ID_LENGTH) : id;
 }

@@ -10,21 +10,21 @@ import type { CheckResponseMsg, HeaderValueOptionMsg, OkHttpResponseMsg, StructM
  */
 
 /** Upstream headers hopguard vouches for on allow (SPEC §6). */
-export const UPSTREAM_HEADER = {
+const UPSTREAM_HEADER = {
   sub: 'x-hopguard-sub',
   actor: 'x-hopguard-actor',
   txn: 'x-hopguard-txn',
 } as const;
 
 /** google.rpc.Code OK. */
-export const GRPC_OK = 0;
+const GRPC_OK = 0;
 const GRPC_UNAVAILABLE = 14;
 
 /**
  * The single table from a deny's HTTP status to the gRPC status Envoy sees.
  * Envoy only checks "OK or not" but the codes show up in its logs and stats.
  */
-export const GRPC_STATUS_FOR_HTTP: Readonly<Record<number, number>> = Object.freeze({
+const GRPC_STATUS_FOR_HTTP: Readonly<Record<number, number>> = Object.freeze({
   401: 16, // UNAUTHENTICATED
   403: 7, // PERMISSION_DENIED
   503: 14, // UNAVAILABLE

@@ -28,7 +28,7 @@ export interface PathWatcherOptions {
   readonly onWatchError?: (err: unknown) => void;
 }
 
-export const DEFAULT_DEBOUNCE_MS = 100;
+const DEFAULT_DEBOUNCE_MS = 100;
 
 /**
  * Watches the directory holding `file` (see the module comment) plus an optional poll.

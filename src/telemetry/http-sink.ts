@@ -65,9 +65,9 @@ interface Batch {
   attempts: number;
 }
 
-export const DEFAULT_RETRY_BASE_MS = 250;
-export const DEFAULT_RETRY_MAX_MS = 30_000;
-export const DEFAULT_RETRY_AFTER_MAX_MS = 60_000;
+const DEFAULT_RETRY_BASE_MS = 250;
+const DEFAULT_RETRY_MAX_MS = 30_000;
+const DEFAULT_RETRY_AFTER_MAX_MS = 60_000;
 
 export class HttpSink implements EventSink {
   readonly name = 'http';
@@ -379,7 +379,7 @@ function errorName(err: unknown): string {
 }
 
 /** The default transport: fetch (undici) with redirects refused and the body discarded. */
-export function fetchPost(url: string, userAgent: string): PostFn {
+function fetchPost(url: string, userAgent: string): PostFn {
   return async (body, signal) => {
     const res = await fetch(url, {
       method: 'POST',

@@ -17,17 +17,16 @@ export const CHECK_DURATION_BUCKETS: readonly number[] = Object.freeze([
 ]);
 
 /** The issuer label for anything that is not a configured issuer. */
-export const OTHER_ISSUER = 'other';
+const OTHER_ISSUER = 'other';
 
 export type CacheLookupResult = 'hit' | 'miss';
 /** `ok` or the key source's error code (a closed set: REFRESH_RESULTS). */
 export type JwksRefreshResult = RefreshResultCode;
 const REFRESH_RESULT_SET: ReadonlySet<string> = new Set(REFRESH_RESULTS);
 /** The `result` label of a refresh outcome outside REFRESH_RESULTS (a bug, never a new series). */
-export const OTHER_RESULT = 'other';
+const OTHER_RESULT = 'other';
 export type ConfigReloadResult = 'applied' | 'rejected';
 export type EventSinkName = 'stdout' | 'http';
-export const EVENT_SINK_NAMES: readonly EventSinkName[] = Object.freeze(['stdout', 'http'] as const);
 
 export interface MetricsOptions {
   /** hopguard's version, for `hopguard_build_info{version}`. */

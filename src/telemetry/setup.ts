@@ -13,7 +13,7 @@ import { Metrics } from './metrics.js';
 import { StdoutSink } from './stdout-sink.js';
 
 /** Builds the sinks `events.sinks` asks for, each reporting drops to `metrics`. */
-export function sinksFromConfig(config: HopguardConfig, metrics: Metrics, logger: Logger): EventSink[] {
+function sinksFromConfig(config: HopguardConfig, metrics: Metrics, logger: Logger): EventSink[] {
   const sinks: EventSink[] = [];
   for (const name of config.events.sinks) {
     if (name === 'stdout') {

@@ -12,7 +12,7 @@
 import sonicBoom from 'sonic-boom';
 import type { EventSink } from './events.js';
 
-export const DEFAULT_STDOUT_MAX_BUFFER_BYTES = 16 * 1024 * 1024;
+const DEFAULT_STDOUT_MAX_BUFFER_BYTES = 16 * 1024 * 1024;
 
 /** The part of SonicBoom we use (tests may pass a fake). */
 export interface BoomLike {

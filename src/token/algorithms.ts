@@ -54,10 +54,7 @@ const TABLE: readonly JwsAlgorithm[] = [
 
 const BY_NAME: ReadonlyMap<string, JwsAlgorithm> = new Map(TABLE.map((a) => [a.alg, a]));
 
-/** Names accepted in `issuers[].algorithms` (case-sensitive, as in JWA). */
-export const SUPPORTED_JWS_ALGS: readonly string[] = TABLE.map((a) => a.alg);
-
-export const MIN_RSA_BITS = 2048;
+const MIN_RSA_BITS = 2048;
 
 export function jwsAlgorithm(alg: string): JwsAlgorithm | undefined {
   return BY_NAME.get(alg);

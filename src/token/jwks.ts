@@ -1,4 +1,5 @@
 import { importJWK, type CryptoKey, type JWK } from 'jose';
+import { isPlainObject } from '../lib/json-object.js';
 import { jwsAlgorithm, keyFitsAlgorithm } from './algorithms.js';
 import { parseStrictJson } from './json.js';
 import type { KeyLookup } from './types.js';
@@ -30,9 +31,6 @@ const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k', 'priv'] as
 const UNKNOWN: KeyLookup = Object.freeze({ status: 'unknown' });
 const UNUSABLE: KeyLookup = Object.freeze({ status: 'unusable' });
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** Copies own members into a prototype-less record (no inherited/polluted lookups). */
 function snapshot(o: Record<string, unknown>): Record<string, unknown> {

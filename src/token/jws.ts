@@ -1,3 +1,4 @@
+import { isPlainObject, own } from '../lib/json-object.js';
 import { decodeCanonical } from './base64url.js';
 import { parseStrictJson } from './json.js';
 
@@ -33,7 +34,7 @@ const REGISTERED_HEADER_PARAMS: ReadonlySet<string> = new Set([
 ]);
 
 /** Longest unverified `iss`/`kid` we copy into audit fields. */
-export const AUDIT_FIELD_MAX = 256;
+const AUDIT_FIELD_MAX = 256;
 
 /** An unverified string for audit fields: strings only, bounded length. */
 export function auditString(v: unknown): string | undefined {
@@ -52,14 +53,6 @@ export function normalizeTyp(typ: string): string {
   return l.startsWith('application/') ? l.slice('application/'.length) : l;
 }
 
-/** Reads an own member only: inherited (possibly polluted) properties never count. */
-export function own(obj: Readonly<Record<string, unknown>>, key: string): unknown {
-  return Object.hasOwn(obj, key) ? obj[key] : undefined;
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 const asciiEncoder = new TextEncoder();
 

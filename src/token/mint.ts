@@ -40,7 +40,7 @@ export interface GeneratedSigningKey {
   readonly alg: GeneratedAlg;
 }
 
-export const DEFAULT_TYP = 'delegation+jwt';
+const DEFAULT_TYP = 'delegation+jwt';
 
 /** A fresh key pair. `kid` defaults to the RFC 7638 thumbprint of the public key. */
 export async function generateSigningKey(alg: GeneratedAlg, kid?: string): Promise<GeneratedSigningKey> {

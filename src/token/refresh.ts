@@ -44,7 +44,7 @@ export interface RefreshingSourceOptions {
 /** First retry after a failed background load; doubles per failure up to refresh_interval. */
 export const RETRY_BASE_MS = 1_000;
 /** Background delays are shortened by up to this fraction (never lengthened). */
-export const REFRESH_JITTER = 0.1;
+const REFRESH_JITTER = 0.1;
 /** A Cache-Control max-age never brings a refresh closer than max(cooldown, this). */
 export const MAX_AGE_FLOOR_MS = 60_000;
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isPlainObject, validateClaims } from '../../../src/core/claims.js';
+import { validateClaims } from '../../../src/core/claims.js';
 import { CALLER, GRANT, ISSUER, NOW_S, payload, POLICY, PRIOR, USER, WORKLOAD, without } from './fixtures.js';
 
 function reasonOf(p: Record<string, unknown>): string {
@@ -149,21 +149,5 @@ describe('validateClaims', () => {
     expect(r).toHaveProperty('claims');
     if (!('claims' in r)) throw new Error(r.reason);
     expect(r.claims.authorization_details).toEqual([{ type: 'x' }, GRANT]);
-  });
-});
-
-describe('isPlainObject', () => {
-  it.each([
-    [{}, true],
-    [Object.create(null) as object, true],
-    [JSON.parse('{"a":1}') as object, true],
-    [[], false],
-    [null, false],
-    ['x', false],
-    [1, false],
-    [new Date(0), false],
-    [Object.create({ a: 1 }) as object, false],
-  ])('%j -> %s', (v, want) => {
-    expect(isPlainObject(v)).toBe(want);
   });
 });
