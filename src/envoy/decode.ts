@@ -116,7 +116,7 @@ export function decodeCheckRequest(input: Uint8Array): CheckRequestMsg {
  * `filter` keeps (the other values are skipped, never decoded: ~13 of an Envoy request's ~16)
  * and `http.header_entries` counts every entry on the wire, for limits.max_headers (a
  * repeated key counts each time, which is stricter than counting keys). toHopRequest reads
- * exactly what it would read from a full decode (test/conformance/lean-decode.test.ts).
+ * exactly what it would read from a full decode (test/conformance/lean-decode-vs-proto-loader.test.ts).
  */
 export function decodeCheckRequestFor(input: Uint8Array, filter: KeptHeaders): CheckRequestMsg {
   keep = filter;

@@ -27,7 +27,7 @@ import {
   writeRuleFiles,
   type FoundGroup,
   type RuleGroup,
-} from './prometheus.js';
+} from '../helpers/deploy/prometheus.js';
 
 interface AlertTest {
   readonly alertname: string;

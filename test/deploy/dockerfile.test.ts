@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { ROOT } from './k8s.js';
+import { ROOT } from '../helpers/deploy/k8s.js';
 
 interface Instruction {
   readonly op: string;
@@ -133,7 +133,7 @@ describe('.dockerignore', () => {
     for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'src/main.ts', 'proto/grpc/health/v1/health.proto']) {
       expect(included(f), f).toBe(true);
     }
-    for (const f of ['node_modules/jose/package.json', 'dist/main.js', '.git/HEAD', 'test/deploy/k8s.ts', 'deploy/base/deployment.yaml', '.env', 'src/x.test.ts']) {
+    for (const f of ['node_modules/jose/package.json', 'dist/main.js', '.git/HEAD', 'test/helpers/deploy/k8s.ts', 'deploy/base/deployment.yaml', '.env', 'src/x.test.ts']) {
       expect(included(f), f).toBe(false);
     }
   });

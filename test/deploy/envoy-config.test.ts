@@ -10,7 +10,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { DEFAULTS } from '../../src/config/defaults.js';
-import { checkJson, parseDuration, toProto, unpackAnys, type ProtoIssue } from './envoy-proto.js';
+import { checkJson, parseDuration, toProto, unpackAnys, type ProtoIssue } from '../helpers/deploy/envoy-proto.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const BOOTSTRAP = 'envoy.config.bootstrap.v3.Bootstrap';

@@ -14,8 +14,8 @@ import { parse } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import { splitHostPort } from '../../src/config/checks.js';
 import { main } from '../../src/main.js';
-import { checkJson } from './envoy-proto.js';
-import { containerEnv, render, ROOT, schemaKey, strictTypeCheck, validateObject, type K8sObject } from './k8s.js';
+import { checkJson } from '../helpers/deploy/envoy-proto.js';
+import { containerEnv, render, ROOT, schemaKey, strictTypeCheck, validateObject, type K8sObject } from '../helpers/deploy/k8s.js';
 
 const OVERLAYS = ['deploy/base', 'deploy/overlays/dry-run', 'deploy/overlays/istio'] as const;
 type Overlay = (typeof OVERLAYS)[number];

@@ -13,8 +13,8 @@ import { startServer, type RunningServer } from '../../src/runtime/serve.js';
 import { parseConfig } from '../../src/config/load.js';
 import { Logger } from '../../src/telemetry/log.js';
 import { startJwksServer, type JwksServer } from '../helpers/server.js';
-import { render, ROOT } from './k8s.js';
-import { matchers, metricNames, parseExposition, type ScrapedFamily } from './promql.js';
+import { render, ROOT } from '../helpers/deploy/k8s.js';
+import { matchers, metricNames, parseExposition, type ScrapedFamily } from '../helpers/deploy/promql.js';
 
 /**
  * Series of other exporters the dashboard and the alerts read on purpose: Prometheus's own

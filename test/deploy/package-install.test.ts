@@ -24,7 +24,7 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { officialClient, type OfficialCheckResponse } from '../helpers/envoy.js';
-import { ROOT } from './k8s.js';
+import { ROOT } from '../helpers/deploy/k8s.js';
 
 const run = promisify(execFile);
 

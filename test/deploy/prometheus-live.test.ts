@@ -25,8 +25,8 @@ import { until } from '../helpers/collector.js';
 import { envoyCheckRequest, officialClient, type EnvoyLikeClient } from '../helpers/envoy.js';
 import { startJwksServer, type JwksServer } from '../helpers/server.js';
 import { CALLER, ISSUER, jwksOf, signToken, testKey, WORKLOAD, type TestKey } from '../helpers/tokens.js';
-import { ROOT } from './k8s.js';
-import { matchers, metricNames } from './promql.js';
+import { ROOT } from '../helpers/deploy/k8s.js';
+import { matchers, metricNames } from '../helpers/deploy/promql.js';
 import {
   prometheusRuleGroups,
   promtool,
@@ -34,7 +34,7 @@ import {
   startHopguard,
   writeRuleFiles,
   type HopguardProcess,
-} from './prometheus.js';
+} from '../helpers/deploy/prometheus.js';
 
 const REMOTE_ISSUER = 'https://remote-sts.example.org';
 const groups = prometheusRuleGroups().map((g) => g.group);

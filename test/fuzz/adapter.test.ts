@@ -14,9 +14,11 @@ import { authorizationServiceDefinition, type CheckRequestMsg, type CheckRespons
 import { decodeCheckRequest } from '../../src/envoy/decode.js';
 import { toHopRequest } from '../../src/envoy/request.js';
 import { toCheckResponse } from '../../src/envoy/response.js';
-import { expected, SPEC_STATUS, type OracleRequest } from './support/oracle.js';
-import { buildToken, interestingValue, pathArb, planArb } from './support/arbitraries.js';
-import { CALLER, CALLER_PEM, FC_PARAMS, FUZZ_TEST_TIMEOUT_MS, NOW_MS, WORLD } from './support/world.js';
+import { expected, type OracleRequest } from '../helpers/fuzz/oracle.js';
+import type { ReasonCode } from '../../src/core/reasons.js';
+import { SPEC_STATUS } from '../helpers/reasons.js';
+import { buildToken, interestingValue, pathArb, planArb } from '../helpers/fuzz/arbitraries.js';
+import { CALLER, CALLER_PEM, FC_PARAMS, FUZZ_TEST_TIMEOUT_MS, NOW_MS, WORLD } from '../helpers/fuzz/world.js';
 
 const check = authorizationServiceDefinition['Check'];
 if (check === undefined) throw new Error('no Check method');
@@ -97,7 +99,7 @@ function assertWellFormed(res: CheckResponseMsg, ctx: string): { allow: boolean;
   expect(denied, ctx).toBeDefined();
   const body = JSON.parse(denied?.body ?? '') as { reason: string; error: string; request_id: string };
   expect(body.reason, ctx).toBe(mdReason);
-  expect(SPEC_STATUS[body.reason], ctx).toBe(denied?.status.code);
+  expect(SPEC_STATUS[body.reason as ReasonCode], ctx).toBe(denied?.status.code);
   expect(code, ctx).toBe(GRPC_FOR_HTTP[denied?.status.code ?? 0]);
   expect(typeof body.error).toBe('string');
   return { allow: false, reason: body.reason };

@@ -7,8 +7,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeCanonical } from '../../src/token/base64url.js';
 import { parseStrictJson } from '../../src/token/json.js';
-import { refParseJson } from './support/oracle.js';
-import { FC_PARAMS, FUZZ_TEST_TIMEOUT_MS, RUNS } from './support/world.js';
+import { refParseJson } from '../helpers/fuzz/oracle.js';
+import { FC_PARAMS, FUZZ_TEST_TIMEOUT_MS, RUNS } from '../helpers/fuzz/world.js';
 
 const PARAMS = { ...FC_PARAMS, numRuns: RUNS * 5 };
 

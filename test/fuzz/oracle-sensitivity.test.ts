@@ -8,9 +8,9 @@ import { describe, expect, it } from 'vitest';
 import { Authorizer, type TokenVerifierLike } from '../../src/runtime/authorizer.js';
 import { isParseFailure, parseCompact } from '../../src/token/jws.js';
 import type { VerifyResult } from '../../src/token/types.js';
-import { expected, type OracleWorld } from './support/oracle.js';
-import { buildCase, planArb, type PlanWeights } from './support/arbitraries.js';
-import { WORLD } from './support/world.js';
+import { expected, type OracleWorld } from '../helpers/fuzz/oracle.js';
+import { buildCase, planArb, type PlanWeights } from '../helpers/fuzz/arbitraries.js';
+import { WORLD } from '../helpers/fuzz/world.js';
 
 /** A verifier that parses strictly but never checks the signature (nor alg/typ/kid). */
 const noSignatureCheck: TokenVerifierLike = {

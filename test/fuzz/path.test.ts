@@ -11,9 +11,9 @@ import { canonicalProblem, compilePattern, matchPattern, stripQuery } from '../.
 import { matchGrant } from '../../src/core/grants.js';
 import type { DelegationClaims } from '../../src/core/claims.js';
 import type { HopRequest } from '../../src/core/types.js';
-import { refCanonical, refPattern, stripQuery as refStripQuery } from './support/oracle.js';
-import { pathArb, pathPiece, patternArb } from './support/arbitraries.js';
-import { FC_PARAMS, FUZZ_TEST_TIMEOUT_MS, RUNS, WORKLOAD, WORLD } from './support/world.js';
+import { refCanonical, refPattern, stripQuery as refStripQuery } from '../helpers/fuzz/oracle.js';
+import { pathArb, pathPiece, patternArb } from '../helpers/fuzz/arbitraries.js';
+import { FC_PARAMS, FUZZ_TEST_TIMEOUT_MS, RUNS, WORKLOAD, WORLD } from '../helpers/fuzz/world.js';
 import { hopRequest } from '../../src/core/request.js';
 
 const PATH_RUNS = { ...FC_PARAMS, numRuns: RUNS * 10 };

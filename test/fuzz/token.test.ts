@@ -12,9 +12,10 @@
  */
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { expected, SPEC_STATUS } from './support/oracle.js';
-import { buildCase, planArb, type Plan, type PlanWeights } from './support/arbitraries.js';
-import { FC_PARAMS, FUZZ_TEST_TIMEOUT_MS, RUNS, WORLD } from './support/world.js';
+import { expected } from '../helpers/fuzz/oracle.js';
+import { SPEC_STATUS } from '../helpers/reasons.js';
+import { buildCase, planArb, type Plan, type PlanWeights } from '../helpers/fuzz/arbitraries.js';
+import { FC_PARAMS, FUZZ_TEST_TIMEOUT_MS, RUNS, WORLD } from '../helpers/fuzz/world.js';
 
 const histogram = new Map<string, number>();
 let allowed = 0;

@@ -3,7 +3,7 @@
  * SPEC-valid delegation payload, and `forge()`, which signs ARBITRARY header/payload text
  * correctly so that only hopguard's own checks can reject what it produces.
  */
-import { createHmac, randomUUID } from 'node:crypto';
+import { constants, createHmac, KeyObject, randomUUID, sign as nodeSign } from 'node:crypto';
 import { exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import type { IssuerPolicy } from '../../src/core/types.js';
 import { jwsAlgorithm } from '../../src/token/algorithms.js';
@@ -118,9 +118,11 @@ export function b64url(data: string | Uint8Array): string {
 
 /**
  * Signs `data` as JWS `alg` does: ECDSA raw r||s, Ed25519, RSASSA/PSS, HMAC (key bytes as
- * the secret), and nothing for `none`.
+ * the secret), and nothing for `none`. The one signer of every test suite; synchronous
+ * (node:crypto), so fuzz generators can sign too. Keys: a WebCrypto CryptoKey (jose's) or a
+ * node:crypto KeyObject.
  */
-export async function rawSign(alg: string, key: CryptoKey | Uint8Array | undefined, data: Uint8Array): Promise<Uint8Array> {
+export function rawSign(alg: string, key: CryptoKey | KeyObject | Uint8Array | undefined, data: Uint8Array): Uint8Array {
   if (alg === 'none') return new Uint8Array(0);
   if (/^HS(256|384|512)$/.test(alg)) {
     if (!(key instanceof Uint8Array)) throw new Error('HMAC needs key bytes');
@@ -128,7 +130,18 @@ export async function rawSign(alg: string, key: CryptoKey | Uint8Array | undefin
   }
   const a = jwsAlgorithm(alg);
   if (a === undefined || key === undefined || key instanceof Uint8Array) throw new Error(`cannot sign ${alg}`);
-  return new Uint8Array(await crypto.subtle.sign(a.verify, key, data));
+  const k = key instanceof KeyObject ? key : KeyObject.from(key);
+  const hash = a.hash === undefined ? null : a.hash.replace('-', '').toLowerCase(); // SHA-256 → sha256
+  switch (a.keyName) {
+    case 'Ed25519':
+      return new Uint8Array(nodeSign(null, data, k));
+    case 'ECDSA':
+      return new Uint8Array(nodeSign(hash, data, { key: k, dsaEncoding: 'ieee-p1363' }));
+    case 'RSASSA-PKCS1-v1_5':
+      return new Uint8Array(nodeSign(hash, data, k));
+    case 'RSA-PSS':
+      return new Uint8Array(nodeSign(hash, data, { key: k, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: a.verify.saltLength }));
+  }
 }
 
 /** ECDSA raw r||s → ASN.1 DER SEQUENCE { INTEGER r, INTEGER s } (what JWS must NOT carry). */
@@ -196,7 +209,7 @@ export async function forge(opts: ForgeOptions): Promise<string> {
   if (alg === undefined) throw new Error('forge: no signing alg');
   const key = tk ? tk.privateKey : (opts.key as CryptoKey | Uint8Array | undefined);
   const mode = opts.signature ?? 'valid';
-  let sig = mode === 'empty' ? new Uint8Array(0) : await rawSign(alg, key, signingInput);
+  let sig = mode === 'empty' ? new Uint8Array(0) : rawSign(alg, key, signingInput);
   let sigSeg: string;
   switch (mode) {
     case 'tamper':

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { x5tS256 } from '../../src/core/cert.js';
+import { DENY_REASONS, type DenyReason } from '../../src/core/reasons.js';
 import { envoyCheckRequest, officialClient, type EnvoyLikeClient, type OfficialCheckResponse } from '../helpers/envoy.js';
 import { startJwksServer, startTestServer, type JwksServer, type TestServer } from '../helpers/server.js';
 import {
@@ -76,15 +77,19 @@ function meta(res: OfficialCheckResponse, name: string): unknown {
   const v = res.dynamic_metadata?.fields?.[name];
   return v?.stringValue ?? v?.boolValue;
 }
-function lastEvent(): Record<string, unknown> {
-  const ev = srv.sink.events().at(-1);
+function lastEvent(on: TestServer = srv): Record<string, unknown> {
+  const ev = on.sink.events().at(-1);
   if (!ev) throw new Error('no event');
   return ev;
 }
 
-async function check(token: string | undefined, spec: Parameters<typeof envoyCheckRequest>[0] = {}) {
-  const before = srv.sink.lines.length;
-  const res = await client.check(
+async function check(
+  token: string | undefined,
+  spec: Parameters<typeof envoyCheckRequest>[0] = {},
+  on: { srv: TestServer; client: EnvoyLikeClient } = { srv, client },
+) {
+  const before = on.srv.sink.lines.length;
+  const res = await on.client.check(
     envoyCheckRequest({
       method: 'POST',
       path: '/v1/ledger/entries?page=2&secret=s3cr3t',
@@ -94,8 +99,8 @@ async function check(token: string | undefined, spec: Parameters<typeof envoyChe
     }),
   );
   // Exactly one event per Check, and it never carries the raw token or the query.
-  expect(srv.sink.lines.length).toBe(before + 1);
-  const line = srv.sink.lines.at(-1) as string;
+  expect(on.srv.sink.lines.length).toBe(before + 1);
+  const line = on.srv.sink.lines.at(-1) as string;
   if (token) expect(line).not.toContain(token);
   expect(line).not.toContain('s3cr3t');
   return res;
@@ -186,202 +191,189 @@ describe('allow', () => {
   });
 });
 
+type Spec = Parameters<typeof envoyCheckRequest>[0];
+
 type Case = {
   name: string;
   token: () => Promise<string | undefined>;
-  spec?: Parameters<typeof envoyCheckRequest>[0];
-  reason: string;
+  spec?: Spec;
   http: 401 | 403 | 503;
+  /**
+   * Checks made just before the one under test, on the same server: `same` uses the same
+   * token and request (a replay), `other` a fresh valid token with the same request.
+   */
+  before?: 'same' | 'other';
+  /** The server the case needs; default: the suite's server. */
+  server?: 'one-entry replay store';
 };
 
-const cases: Case[] = [
-  { name: 'no token', token: async () => undefined, reason: 'missing_token', http: 401 },
-  {
-    name: 'two tokens joined by Envoy',
-    token: async () => `${await signToken(es)},${await signToken(es)}`,
-    reason: 'multiple_tokens',
-    http: 401,
-  },
-  { name: 'garbage', token: async () => 'not-a-jwt', reason: 'malformed_token', http: 401 },
-  {
-    name: 'token over max_bytes',
-    token: async () => signToken(es, { pad: 'x'.repeat(9000) }),
-    reason: 'token_too_large',
-    http: 401,
-  },
-  {
-    name: 'padded signature',
-    token: async () => forge({ key: es, payload: validClaims(), signature: 'pad' }),
-    reason: 'malformed_token',
-    http: 401,
-  },
-  {
-    name: 'jku header',
-    token: async () =>
-      forge({ key: es, header: { alg: 'ES256', typ: 'delegation+jwt', kid: 'es-1', jku: 'https://evil' }, payload: validClaims() }),
-    reason: 'forbidden_header',
-    http: 401,
-  },
-  {
-    name: 'unknown issuer',
-    token: async () => signToken(es, { iss: 'https://evil.example' }),
-    reason: 'untrusted_issuer',
-    http: 401,
-  },
-  {
-    name: 'alg none',
-    token: async () =>
-      forge({ header: { alg: 'none', typ: 'delegation+jwt', kid: 'es-1' }, payload: validClaims(), signature: 'empty' }),
-    reason: 'alg_not_allowed',
-    http: 401,
-  },
-  {
-    name: 'typ JWT',
-    token: async () => forge({ key: es, header: { alg: 'ES256', typ: 'JWT', kid: 'es-1' }, payload: validClaims() }),
-    reason: 'bad_typ',
-    http: 401,
-  },
-  {
-    name: 'unknown kid',
-    token: async () => forge({ key: es, header: { alg: 'ES256', typ: 'delegation+jwt', kid: 'nope' }, payload: validClaims() }),
-    reason: 'unknown_key',
-    http: 401,
-  },
-  { name: 'signed by another key', token: async () => signToken(stranger), reason: 'bad_signature', http: 401 },
-  {
-    name: 'issuer keys down',
-    token: async () => signToken(es, { iss: DOWN_ISSUER }),
-    reason: 'keys_unavailable',
-    http: 503,
-  },
-  { name: 'no jti', token: async () => signToken(es, { jti: undefined }), reason: 'missing_claim', http: 401 },
-  { name: 'fractional exp', token: async () => signToken(es, { exp: NOW_S + 60.5 }), reason: 'bad_claim', http: 401 },
-  {
-    name: 'expired beyond skew',
-    token: async () => signToken(es, { iat: NOW_S - 200, exp: NOW_S - 11 }),
-    reason: 'expired',
-    http: 401,
-  },
-  {
-    name: 'nbf in the future',
-    token: async () => signToken(es, { nbf: NOW_S + 60 }),
-    reason: 'not_yet_valid',
-    http: 401,
-  },
-  {
-    name: 'iat in the future',
-    token: async () => signToken(es, { iat: NOW_S + 60, exp: NOW_S + 120 }),
-    reason: 'issued_in_future',
-    http: 401,
-  },
-  {
-    name: 'lifetime too long',
-    token: async () => signToken(es, { exp: NOW_S + 301 }),
-    reason: 'lifetime_too_long',
-    http: 401,
-  },
-  {
-    name: 'aud array',
-    token: async () => signToken(es, { aud: [WORKLOAD] }),
-    reason: 'audience_mismatch',
-    http: 401,
-  },
-  {
-    name: 'no peer identity',
-    token: async () => signToken(es),
-    spec: { principal: '' },
-    reason: 'peer_unauthenticated',
-    http: 403,
-  },
-  {
-    name: 'stolen by another workload',
-    token: async () => signToken(es),
-    spec: { principal: 'spiffe://prod.example.org/ns/web/sa/web' },
-    reason: 'actor_mismatch',
-    http: 403,
-  },
-  {
-    name: 'cnf without a certificate',
-    token: async () => signToken(es, { cnf: { 'x5t#S256': 'AAAA' } }),
-    reason: 'cnf_mismatch',
-    http: 403,
-  },
-  {
-    name: 'prior actor from a foreign domain',
-    token: async () => signToken(es, { act: { sub: CALLER, act: { sub: 'spiffe://evil.example.org/ns/x/sa/y' } } }),
-    reason: 'chain_invalid',
-    http: 403,
-  },
-  {
-    name: 'five actors',
-    token: async () =>
-      signToken(es, {
-        act: {
-          sub: CALLER,
+/**
+ * One row or more per deny reason, keyed by the reason (SPEC §3). Typed over every
+ * DenyReason and each test is named after its reason: a reason added to DENY_REASONS without
+ * an end-to-end case fails type-checking and the completeness test below.
+ */
+const CASES: { readonly [R in DenyReason]: readonly Case[] } = {
+  missing_token: [{ name: 'no token', token: async () => undefined, http: 401 }],
+  multiple_tokens: [
+    { name: 'two tokens joined by Envoy', token: async () => `${await signToken(es)},${await signToken(es)}`, http: 401 },
+    {
+      name: 'header and header_map disagree',
+      token: async () => signToken(es),
+      spec: { rawHeaders: [['delegation-token', 'eyJ.other.token']] },
+      http: 401,
+    },
+  ],
+  token_too_large: [{ name: 'token over max_bytes', token: async () => signToken(es, { pad: 'x'.repeat(9000) }), http: 401 }],
+  malformed_token: [
+    { name: 'garbage', token: async () => 'not-a-jwt', http: 401 },
+    { name: 'padded signature', token: async () => forge({ key: es, payload: validClaims(), signature: 'pad' }), http: 401 },
+  ],
+  forbidden_header: [
+    {
+      name: 'jku header',
+      token: async () =>
+        forge({ key: es, header: { alg: 'ES256', typ: 'delegation+jwt', kid: 'es-1', jku: 'https://evil' }, payload: validClaims() }),
+      http: 401,
+    },
+  ],
+  untrusted_issuer: [{ name: 'unknown issuer', token: async () => signToken(es, { iss: 'https://evil.example' }), http: 401 }],
+  alg_not_allowed: [
+    {
+      name: 'alg none',
+      token: async () =>
+        forge({ header: { alg: 'none', typ: 'delegation+jwt', kid: 'es-1' }, payload: validClaims(), signature: 'empty' }),
+      http: 401,
+    },
+  ],
+  bad_typ: [
+    { name: 'typ JWT', token: async () => forge({ key: es, header: { alg: 'ES256', typ: 'JWT', kid: 'es-1' }, payload: validClaims() }), http: 401 },
+  ],
+  unknown_key: [
+    {
+      name: 'unknown kid',
+      token: async () => forge({ key: es, header: { alg: 'ES256', typ: 'delegation+jwt', kid: 'nope' }, payload: validClaims() }),
+      http: 401,
+    },
+  ],
+  bad_signature: [{ name: 'signed by another key', token: async () => signToken(stranger), http: 401 }],
+  keys_unavailable: [{ name: 'issuer keys down', token: async () => signToken(es, { iss: DOWN_ISSUER }), http: 503 }],
+  missing_claim: [{ name: 'no jti', token: async () => signToken(es, { jti: undefined }), http: 401 }],
+  bad_claim: [{ name: 'fractional exp', token: async () => signToken(es, { exp: NOW_S + 60.5 }), http: 401 }],
+  expired: [{ name: 'expired beyond skew', token: async () => signToken(es, { iat: NOW_S - 200, exp: NOW_S - 11 }), http: 401 }],
+  not_yet_valid: [{ name: 'nbf in the future', token: async () => signToken(es, { nbf: NOW_S + 60 }), http: 401 }],
+  issued_in_future: [{ name: 'iat in the future', token: async () => signToken(es, { iat: NOW_S + 60, exp: NOW_S + 120 }), http: 401 }],
+  lifetime_too_long: [{ name: 'lifetime too long', token: async () => signToken(es, { exp: NOW_S + 301 }), http: 401 }],
+  audience_mismatch: [{ name: 'aud array', token: async () => signToken(es, { aud: [WORKLOAD] }), http: 401 }],
+  peer_unauthenticated: [{ name: 'no peer identity', token: async () => signToken(es), spec: { principal: '' }, http: 403 }],
+  actor_mismatch: [
+    {
+      name: 'stolen by another workload',
+      token: async () => signToken(es),
+      spec: { principal: 'spiffe://prod.example.org/ns/web/sa/web' },
+      http: 403,
+    },
+  ],
+  cnf_mismatch: [{ name: 'cnf without a certificate', token: async () => signToken(es, { cnf: { 'x5t#S256': 'AAAA' } }), http: 403 }],
+  chain_invalid: [
+    {
+      name: 'prior actor from a foreign domain',
+      token: async () => signToken(es, { act: { sub: CALLER, act: { sub: 'spiffe://evil.example.org/ns/x/sa/y' } } }),
+      http: 403,
+    },
+  ],
+  chain_too_deep: [
+    {
+      name: 'five actors',
+      token: async () =>
+        signToken(es, {
           act: {
-            sub: 'spiffe://prod.example.org/a',
-            act: { sub: 'spiffe://prod.example.org/b', act: { sub: 'spiffe://prod.example.org/c', act: { sub: 'spiffe://prod.example.org/d' } } },
+            sub: CALLER,
+            act: {
+              sub: 'spiffe://prod.example.org/a',
+              act: { sub: 'spiffe://prod.example.org/b', act: { sub: 'spiffe://prod.example.org/c', act: { sub: 'spiffe://prod.example.org/d' } } },
+            },
           },
-        },
-      }),
-    reason: 'chain_too_deep',
-    http: 403,
-  },
-  {
-    name: 'dot-dot path',
-    token: async () => signToken(es),
-    spec: { path: '/v1/reports/../admin' },
-    reason: 'path_not_canonical',
-    http: 403,
-  },
-  {
-    name: 'encoded slash',
-    token: async () => signToken(es),
-    spec: { path: '/v1/accounts/a%2Fb/balance' },
-    reason: 'path_not_canonical',
-    http: 403,
-  },
-  {
-    name: 'empty grants',
-    token: async () => signToken(es, { authorization_details: [] }),
-    reason: 'grant_missing',
-    http: 403,
-  },
-  {
-    name: 'wrong method',
-    token: async () => signToken(es),
-    spec: { method: 'DELETE' },
-    reason: 'grant_mismatch',
-    http: 403,
-  },
-  {
-    name: 'header and header_map disagree',
-    token: async () => signToken(es),
-    spec: { rawHeaders: [['delegation-token', 'eyJ.other.token']] },
-    reason: 'multiple_tokens',
-    http: 401,
-  },
-];
+        }),
+      http: 403,
+    },
+  ],
+  path_not_canonical: [
+    { name: 'dot-dot path', token: async () => signToken(es), spec: { path: '/v1/reports/../admin' }, http: 403 },
+    { name: 'encoded slash', token: async () => signToken(es), spec: { path: '/v1/accounts/a%2Fb/balance' }, http: 403 },
+  ],
+  grant_missing: [{ name: 'empty grants', token: async () => signToken(es, { authorization_details: [] }), http: 403 }],
+  grant_mismatch: [{ name: 'wrong method', token: async () => signToken(es), spec: { method: 'DELETE' }, http: 403 }],
+  replayed: [
+    {
+      name: 'a single-use route sees the token again',
+      token: async () => signToken(es),
+      spec: { contextExtensions: { replay: 'on' } },
+      before: 'same',
+      http: 403,
+    },
+  ],
+  internal_error: [
+    {
+      name: 'a single-use route while the replay store is full of live entries',
+      token: async () => signToken(es),
+      spec: { contextExtensions: { replay: 'on' } },
+      before: 'other',
+      server: 'one-entry replay store',
+      http: 503,
+    },
+  ],
+};
+
+const ROWS = DENY_REASONS.flatMap((reason) => CASES[reason].map((c) => [reason, c.name, c] as const));
 
 const GRPC_FOR_HTTP = { 401: 16, 403: 7, 503: 14 } as const;
 const HTTP_ENUM = { 401: 'Unauthorized', 403: 'Forbidden', 503: 'ServiceUnavailable' } as const;
 
-describe('deny', () => {
-  it.each(cases)('$name → $reason ($http)', async (c) => {
+/** Servers a case asks for, started on first use and stopped after the suite. */
+const extraServers = new Map<string, Promise<{ srv: TestServer; client: EnvoyLikeClient }>>();
+afterAll(async () => {
+  for (const p of extraServers.values()) {
+    const { srv: s, client: c } = await p;
+    c.close();
+    await s.running.stop(1000);
+  }
+});
+function serverFor(c: Case): Promise<{ srv: TestServer; client: EnvoyLikeClient }> {
+  if (c.server === undefined) return Promise.resolve({ srv, client });
+  let p = extraServers.get(c.server);
+  if (p === undefined) {
+    p = startTestServer(config('replay: { max_entries: 1 }'), NOW_MS).then((s) => ({ srv: s, client: officialClient(s.address) }));
+    extraServers.set(c.server, p);
+  }
+  return p;
+}
+
+describe('deny: one end-to-end case or more per reason code', () => {
+  it('every deny reason has a case (derived from DENY_REASONS)', () => {
+    expect(DENY_REASONS.filter((r) => CASES[r].length === 0)).toEqual([]);
+    expect(Object.keys(CASES).sort()).toEqual([...DENY_REASONS].sort());
+  });
+
+  it.each(ROWS)('%s: %s', async (reason, _name, c) => {
+    const on = await serverFor(c);
     const token = await c.token();
-    const res = await check(token, c.spec);
+    if (c.before !== undefined) {
+      const first = await check(c.before === 'same' ? token : await signToken(es), c.spec, on);
+      expect(first.status?.code ?? 0).toBe(0);
+    }
+    const res = await check(token, c.spec, on);
     expect(res.status?.code).toBe(GRPC_FOR_HTTP[c.http]);
     expect(res.http_response).toBe('denied_response');
     expect(res.denied_response?.status?.code).toBe(HTTP_ENUM[c.http]);
     const body = JSON.parse(res.denied_response?.body ?? '{}') as Record<string, unknown>;
-    expect(body.reason).toBe(c.reason);
+    expect(body.reason).toBe(reason);
     expect(body.request_id).toBe('b4f0c1d2-1111-4c4c-9e9e-000000000001');
     expect(typeof body.error).toBe('string');
     expect(header(res, 'www-authenticate')).toBe(c.http === 401 ? 'Bearer error="invalid_token"' : undefined);
     expect(header(res, 'x-hopguard-sub')).toBeUndefined();
     expect(meta(res, 'decision')).toBe('deny');
-    expect(meta(res, 'reason')).toBe(c.reason);
-    expect(lastEvent()).toMatchObject({ decision: 'deny', enforced: true, reason: c.reason, status: c.http });
+    expect(meta(res, 'reason')).toBe(reason);
+    expect(lastEvent(on.srv)).toMatchObject({ decision: 'deny', enforced: true, reason, status: c.http });
   });
 });
 

@@ -22,7 +22,7 @@ import type { RefreshResult } from '../../src/token/key-source-results.js';
 import { envoyCheckRequest, officialClient, type EnvoyLikeClient, type OfficialCheckResponse } from '../helpers/envoy.js';
 import { kubeVolume } from '../helpers/kube-volume.js';
 import { CALLER, ISSUER, jwksOf, NOW_MS, signToken, testKey, WORKLOAD, type TestKey } from '../helpers/tokens.js';
-import { fakeHttp, ManualTimers, until, type FakeHttp } from '../unit/lifecycle/support.js';
+import { fakeHttp, ManualTimers, until, type FakeHttp } from '../helpers/lifecycle.js';
 
 const ISSUER_B = 'https://sts.b.example.org';
 

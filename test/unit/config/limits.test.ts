@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { restartRequiredChanges } from '../../../src/config/reload.js';
-import { keysOf, parse, patched } from './helpers.js';
+import { keysOf, parse, patched } from '../../helpers/config.js';
 
 describe('limits', () => {
   test('defaults: 1 MiB requests, 1000 headers', () => {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { formatIssues } from '../../../src/config/issues.js';
 import { expandString, loadConfigFile, parseConfig } from '../../../src/config/load.js';
-import { keysOf, MINIMAL_YAML, parse } from './helpers.js';
+import { keysOf, MINIMAL_YAML, parse } from '../../helpers/config.js';
 
 const WID = 'spiffe://prod.example.org/ns/payments/sa/ledger';
 

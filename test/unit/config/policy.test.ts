@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { toIssuerPolicy, toPolicy } from '../../../src/config/policy.js';
 import { normalizeTyp } from '../../../src/token/jws.js';
 import type { HopguardConfig } from '../../../src/config/types.js';
-import { parse, patched } from './helpers.js';
+import { parse, patched } from '../../helpers/config.js';
 
 function config(patch: Parameters<typeof patched>[0] = () => {}): HopguardConfig {
   const r = parse(patched(patch));

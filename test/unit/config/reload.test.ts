@@ -8,7 +8,7 @@ import {
   sameConfig,
 } from '../../../src/config/reload.js';
 import type { HopguardConfig } from '../../../src/config/types.js';
-import { keysOf, parse, patched } from './helpers.js';
+import { keysOf, parse, patched } from '../../helpers/config.js';
 
 function config(patch: (c: any) => void = () => {}): HopguardConfig {
   const r = parse(patched(patch));

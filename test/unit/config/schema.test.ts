@@ -3,9 +3,9 @@ import { describe, expect, test } from 'vitest';
 import { exemptPathProblem, splitHostPort } from '../../../src/config/checks.js';
 import { validateConfig } from '../../../src/config/schema.js';
 import { canonicalProblem } from '../../../src/core/path.js';
-import { pathArb } from '../../fuzz/support/arbitraries.js';
-import { FC_PARAMS } from '../../fuzz/support/world.js';
-import { keysOf, minimalObject, MINIMAL_YAML, parse, patched, type Raw } from './helpers.js';
+import { pathArb } from '../../helpers/fuzz/arbitraries.js';
+import { FC_PARAMS } from '../../helpers/fuzz/world.js';
+import { keysOf, minimalObject, MINIMAL_YAML, parse, patched, type Raw } from '../../helpers/config.js';
 
 describe('defaults', () => {
   test('a minimal config gets every default', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { DEFAULTS } from '../../../src/config/defaults.js';
-import { keysOf, parse, patched } from './helpers.js';
+import { keysOf, parse, patched } from '../../helpers/config.js';
 
 describe('shutdown and events.http.timeout keys', () => {
   test('defaults: 5 s drain, 5 s grace, 5 s per collector POST', () => {

@@ -11,8 +11,8 @@ import type { ConfigResult } from '../../../src/config/load.js';
 import { ConfigWatcher, readConfigText } from '../../../src/config/watch.js';
 import { PathWatcher } from '../../../src/lib/path-watcher.js';
 import { kubeVolume } from '../../helpers/kube-volume.js';
-import { ManualTimers, until } from '../lifecycle/support.js';
-import { MINIMAL_YAML } from './helpers.js';
+import { ManualTimers, until } from '../../helpers/lifecycle.js';
+import { MINIMAL_YAML } from '../../helpers/config.js';
 
 let dir: string;
 beforeAll(async () => {

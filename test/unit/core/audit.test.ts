@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { auditFromPayload } from '../../../src/core/audit.js';
-import { actors, CALLER, chainOf, payload, PRIOR, USER } from './fixtures.js';
+import { actors, CALLER, chainOf, payload, PRIOR, USER } from '../../helpers/core.js';
 
 describe('auditFromPayload', () => {
   it('extracts sub, actors (current first), jti, txn', () => {

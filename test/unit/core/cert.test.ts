@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { x5tS256 } from '../../../src/core/cert.js';
-import { CALLER_PEM, CALLER_X5T, envoyEncode, OTHER_PEM, OTHER_X5T } from './fixtures.js';
+import { CALLER_PEM, CALLER_X5T, envoyEncode, OTHER_PEM, OTHER_X5T } from '../../helpers/core.js';
 
 describe('x5tS256', () => {
   it.each([

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isSpiffeId, parseChain, trustDomainOf } from '../../../src/core/chain.js';
-import { actors, CALLER, chainOf, POLICY, policy, PRIOR } from './fixtures.js';
+import { actors, CALLER, chainOf, POLICY, policy, PRIOR } from '../../helpers/core.js';
 
 describe('isSpiffeId / trustDomainOf', () => {
   it.each([

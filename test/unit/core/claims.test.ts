@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { validateClaims } from '../../../src/core/claims.js';
-import { CALLER, GRANT, ISSUER, NOW_S, payload, POLICY, PRIOR, USER, WORKLOAD, without } from './fixtures.js';
+import { CALLER, GRANT, ISSUER, NOW_S, payload, POLICY, PRIOR, USER, WORKLOAD, without } from '../../helpers/core.js';
 
 function reasonOf(p: Record<string, unknown>): string {
   const r = validateClaims(p, POLICY);

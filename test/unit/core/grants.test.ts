@@ -3,7 +3,7 @@ import { validateClaims, type DelegationClaims } from '../../../src/core/claims.
 import { explainGrants, matchGrant } from '../../../src/core/grants.js';
 import type { HopRequestInit } from '../../../src/core/request.js';
 import type { Policy } from '../../../src/core/types.js';
-import { GRANT, payload, POLICY, request, WORKLOAD } from './fixtures.js';
+import { GRANT, payload, POLICY, request, WORKLOAD } from '../../helpers/core.js';
 
 function claimsWith(details: unknown[], policy: Policy = POLICY): DelegationClaims {
   const r = validateClaims(payload({ authorization_details: details }), policy);

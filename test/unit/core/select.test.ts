@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isExempt, selectToken } from '../../../src/core/select.js';
-import { POLICY, policy, request } from './fixtures.js';
+import { POLICY, policy, request } from '../../helpers/core.js';
+import { missingRows } from '../../helpers/reasons.js';
 
 describe('isExempt', () => {
   const p = policy({ exempt: [{ method: 'GET', path: '/healthz' }, { method: 'HEAD', path: '/ready/' }] });
@@ -64,6 +65,10 @@ describe('selectToken', () => {
     } else {
       expect(r).toMatchObject({ allow: false, reason: want, status: 401 });
     }
+  });
+
+  it('covers every reason selectToken decides (derived from DENY_REASONS)', () => {
+    expect(missingRows('select', table.map(([, , , want]) => want))).toEqual([]);
   });
 
   it('does not trim a non-empty token (it must fail later as malformed)', () => {

@@ -10,8 +10,8 @@ import type { HopRequest, Policy } from '../../../src/core/types.js';
 import { Authorizer, PATTERN_MEMO_MAX, THUMBPRINT_MEMO_MAX, type TokenVerifierLike } from '../../../src/runtime/authorizer.js';
 import { TOKEN_HASH_MEMO_MAX_ENTRIES } from '../../../src/token/hash.js';
 import type { VerifyResult } from '../../../src/token/types.js';
-import { policy } from '../core/fixtures.js';
-import { CALLER, CALLER_PEM, CALLER_X5T } from '../core/fixtures.js';
+import { policy } from '../../helpers/core.js';
+import { CALLER, CALLER_PEM, CALLER_X5T } from '../../helpers/core.js';
 import { GRANT, issuerPolicy, NOW_MS, NOW_S, validClaims } from '../../helpers/tokens.js';
 
 const POLICY: Policy = policy({ exempt: [] });

@@ -5,12 +5,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Authorizer, REPLAY_ROUTE_KEY, replayApplies, type TokenVerifierLike } from '../../../src/runtime/authorizer.js';
-import type { HopRequest, Policy } from '../../../src/core/types.js';
+import { DENY_STATUS, type DenyReason } from '../../../src/core/reasons.js';
+import type { Decision, HopRequest, Policy } from '../../../src/core/types.js';
 import { ReplayStore } from '../../../src/token/replay.js';
 import type { VerifyResult } from '../../../src/token/types.js';
-import { policy } from '../core/fixtures.js';
+import { policy } from '../../helpers/core.js';
 import { CALLER, issuerPolicy, NOW_MS, NOW_S, validClaims } from '../../helpers/tokens.js';
 import { hopRequest } from '../../../src/core/request.js';
+import { missingRows } from '../../helpers/reasons.js';
 
 const POLICY: Policy = policy({ exempt: [] });
 const ISSUER = issuerPolicy(); // clock_skew 10 s, max_lifetime 300 s
@@ -132,5 +134,36 @@ describe('replay protection in the authorizer', () => {
     expect(replayApplies(inherited, true)).toBe(true);
     expect(replayApplies(base, true)).toBe(true);
     expect(replayApplies(base, false)).toBe(false);
+  });
+});
+
+describe("the authorizer's own reject rows", () => {
+  /** Each row: what happens before the Check under test, the Check, and the deny it gets. */
+  const table: Array<[string, (s: ReturnType<typeof setup>) => Promise<Decision>, DenyReason]> = [
+    ['a single-use token used twice', async (s) => (await s.reason(req('r1')), s.reason(req('r1'))), 'replayed'],
+    ['a store full of live entries', async (s) => (await s.reason(req('r2')), await s.reason(req('r3')), s.reason(req('r4'))), 'internal_error'],
+    ['a route that needs a replay store there is none of', (s) => s.reason(req('r5', { replay: 'on' })), 'internal_error'],
+  ];
+  it.each(table)('%s → %s', async (_name, run, want) => {
+    const s = setup({ byDefault: true, max: 2 });
+    const none = setup({ store: false });
+    const d = await run(_name.includes('there is none') ? none : s);
+    expect(d).toMatchObject({ allow: false, reason: want, status: DENY_STATUS[want] });
+  });
+
+  it('a verifier that fails (throws or rejects) is internal_error (503), never a throw', async () => {
+    for (const verify of [
+      (): never => {
+        throw new Error('boom');
+      },
+      () => Promise.reject(new Error('boom')),
+    ]) {
+      const a = new Authorizer({ policy: POLICY, verifier: { verify } as TokenVerifierLike, now: () => NOW_MS });
+      expect((await a.authorize(req('x'))).decision).toMatchObject({ allow: false, reason: 'internal_error', status: 503 });
+    }
+  });
+
+  it('covers every reason the authorizer decides (derived from DENY_REASONS)', () => {
+    expect(missingRows('authorizer', table.map(([, , r]) => r))).toEqual([]);
   });
 });

@@ -10,7 +10,7 @@ import { tokenSha256 } from '../../../src/token/hash.js';
 import { StaticKeySource } from '../../../src/token/sources.js';
 import type { KeyLookup, KeySource, VerifyResult } from '../../../src/token/types.js';
 import { TokenVerifier } from '../../../src/token/verifier.js';
-import { POLICY, request } from '../core/fixtures.js';
+import { POLICY, request } from '../../helpers/core.js';
 import { CALLER, forge, issuerPolicy, jwksOf, NOW_MS, NOW_S, signToken, testKey, validClaims } from '../../helpers/tokens.js';
 
 /** A key source whose JWKS can be swapped (rotation) and whose lookups are counted. */

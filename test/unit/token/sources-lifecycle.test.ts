@@ -14,7 +14,7 @@ import { KeySourceError, REFRESH_RESULTS, type RefreshResult } from '../../../sr
 import { MAX_AGE_FLOOR_MS, RETRY_BASE_MS } from '../../../src/token/refresh.js';
 import { FileKeySource, HttpKeySource, type HttpKeySourceOptions } from '../../../src/token/sources.js';
 import { generateIssuerKeys, jwksOf, testKey, type IssuerKeys, type TestKey } from '../../helpers/tokens.js';
-import { fakeHttp, ManualTimers, manualClock, until, type FakeHttp } from '../lifecycle/support.js';
+import { fakeHttp, ManualTimers, manualClock, until, type FakeHttp } from '../../helpers/lifecycle.js';
 
 const COOLDOWN = 30_000;
 const MAX_JWKS_BYTES = DEFAULTS.issuer.max_jwks_bytes;

@@ -6,6 +6,7 @@ import { DENY_STATUS, type DenyReason } from '../../../src/core/reasons.js';
 import { HttpKeySource, StaticKeySource } from '../../../src/token/sources.js';
 import type { IssuerRuntime, KeyLookup, KeySource, VerifyResult } from '../../../src/token/types.js';
 import { TokenVerifier } from '../../../src/token/verifier.js';
+import { missingRows } from '../../helpers/reasons.js';
 import {
   b64url,
   forge,
@@ -53,8 +54,8 @@ beforeAll(async () => {
   spkiPem = await exportSPKI(keys.es256.publicKey);
 });
 
-function setup(policy = issuerPolicy(), jwks: unknown = keys.jwks, maxBytes = 8192) {
-  const spy = new SpySource(new StaticKeySource(jwks));
+function setup(policy = issuerPolicy(), jwks: unknown = keys.jwks, maxBytes = 8192, source?: KeySource) {
+  const spy = new SpySource(source ?? new StaticKeySource(jwks));
   const runtime: IssuerRuntime = { policy, keys: spy };
   return { spy, verifier: new TokenVerifier({ issuers: [runtime], maxBytes }) };
 }
@@ -74,7 +75,19 @@ interface Case {
   readonly jose?: JoseKey;
   readonly policy?: () => ReturnType<typeof issuerPolicy>;
   readonly jwks?: () => unknown;
+  /** `token.max_bytes` (default 8192). */
+  readonly maxBytes?: number;
+  /** A key source instead of the JWKS. */
+  readonly keys?: () => KeySource;
 }
+
+/** An issuer whose keys cannot be obtained (its JWKS server is down, never loaded). */
+const UNAVAILABLE: KeySource = {
+  lookup: () => Promise.resolve({ status: 'unavailable', detail: 'keys not loaded (network)' }),
+  ready: () => false,
+  start: () => Promise.resolve(),
+  close: () => {},
+};
 
 const es = () => keys.es256;
 const header = (over: Record<string, unknown> = {}, key: TestKey = es()) => ({ alg: key.alg, typ: TYP, kid: key.kid, ...over });
@@ -85,6 +98,11 @@ const withoutMember = (o: Record<string, unknown>, k: string) => {
 };
 
 const CASES: Case[] = [
+  // --- token_too_large (more in its describe below) ---
+  { name: 'a token over max_bytes', token: () => signToken(es(), { pad: 'x'.repeat(9000) }), reason: 'token_too_large', maxBytes: 8192 },
+  // --- keys_unavailable (a real down JWKS server in its describe below) ---
+  { name: 'issuer keys cannot be obtained', token: () => signToken(es()), reason: 'keys_unavailable', keys: () => UNAVAILABLE },
+
   // --- accepted ---
   { name: 'valid ES256', token: () => signToken(es()), reason: 'ok', jose: 'jwks' },
   { name: 'valid EdDSA', token: () => signToken(keys.eddsa), reason: 'ok', jose: 'jwks' },
@@ -343,8 +361,12 @@ const CASES: Case[] = [
 ];
 
 describe('TokenVerifier: SPEC §3 token stage', () => {
+  it('covers every reason the token stage decides (derived from DENY_REASONS)', () => {
+    expect(missingRows('verifier', CASES.map((c) => c.reason))).toEqual([]);
+  });
+
   it.each(CASES.map((c) => [c.name, c] as const))('%s', async (_name, c) => {
-    const { spy, verifier } = setup(c.policy?.(), c.jwks?.() ?? keys.jwks);
+    const { spy, verifier } = setup(c.policy?.(), c.jwks?.() ?? keys.jwks, c.maxBytes, c.keys?.());
     const token = await c.token();
     const result = await verifier.verify(token);
     expect(reasonOf(result)).toBe(c.reason);

@@ -5,7 +5,7 @@
  * Budget: FUZZ_RUNS (per property, default below) and FUZZ_SEED (reproduce a failure:
  * fast-check prints the seed and path of any counterexample).
  */
-import { generateKeyPairSync, sign as nodeSign, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { JWK } from 'jose';
 import { Authorizer } from '../../../src/runtime/authorizer.js';
@@ -14,6 +14,7 @@ import { toIssuerPolicy, toPolicy } from '../../../src/config/policy.js';
 import { ReplayStore } from '../../../src/token/replay.js';
 import { StaticKeySource } from '../../../src/token/sources.js';
 import { TokenVerifier } from '../../../src/token/verifier.js';
+import { b64url, CALLER, ISSUER, NOW_MS, NOW_S, rawSign, TYP, WORKLOAD } from '../tokens.js';
 import type { OracleIssuer, OracleKey, OracleWorld } from './oracle.js';
 
 /** Cases per property. CI default keeps all fuzz files within ~30 s on 2 cores. */
@@ -29,15 +30,11 @@ export const FC_PARAMS = {
   endOnFailure: true,
 } as const;
 
-export const NOW_S = 1_800_000_000;
-export const NOW_MS = NOW_S * 1000;
-export const ISSUER = 'https://sts.prod.example.org';
+// The identities and clock every token test uses (test/helpers/tokens.ts), plus the fuzz world's own.
+export { CALLER, ISSUER, NOW_MS, NOW_S, TYP, WORKLOAD };
 export const ISSUER2 = 'https://sts.partner.example.org';
-export const WORKLOAD = 'spiffe://prod.example.org/ns/payments/sa/ledger';
-export const CALLER = 'spiffe://prod.example.org/ns/orders/sa/orders';
 export const PRIOR = 'spiffe://prod.example.org/ns/web/sa/frontend';
 export const PARTNER = 'spiffe://partner.example.org/ns/p/sa/p';
-export const TYP = 'delegation+jwt';
 
 export const CALLER_PEM = readFileSync(new URL('../../fixtures/core-caller-cert.pem', import.meta.url), 'utf8');
 export const OTHER_PEM = readFileSync(new URL('../../fixtures/core-other-cert.pem', import.meta.url), 'utf8');
@@ -65,15 +62,12 @@ export const KEYS = {
   stranger: makeKey('ES256', 'es-1'),
 } as const;
 
-/** Signs `${h}.${p}` as `alg` with `key` (JWS: ECDSA raw r||s). Synchronous (node:crypto). */
+/** Signs `${h}.${p}` as `alg` with `key` (JWS: ECDSA raw r||s): the suites' one signer, test/helpers/tokens.ts. */
 export function signInput(alg: string, key: KeyObject, input: string): Buffer {
-  const data = Buffer.from(input, 'ascii');
-  if (alg === 'EdDSA' || alg === 'Ed25519') return nodeSign(null, data, key);
-  return nodeSign('sha256', data, { key, dsaEncoding: 'ieee-p1363' });
+  return Buffer.from(rawSign(alg, key, Buffer.from(input, 'ascii')));
 }
 
-export const b64 = (s: string | Uint8Array): string =>
-  (typeof s === 'string' ? Buffer.from(s, 'utf8') : Buffer.from(s)).toString('base64url');
+export const b64 = b64url;
 
 /** A compact JWS of arbitrary header/payload JSON TEXT, correctly signed with `key`. */
 export function jws(headerJson: string | Uint8Array, payloadJson: string | Uint8Array, key: FuzzKey, alg: string = key.alg): string {

@@ -1,12 +1,12 @@
-import type { HopRequest, IssuerPolicy, Policy } from '../../../src/core/types.js';
-import { CALLER, GRANT, issuerPolicy, NOW_MS, NOW_S, SUBJECT, WORKLOAD } from '../../helpers/tokens.js';
-import { hopRequest, type HopRequestInit } from '../../../src/core/request.js';
+import type { HopRequest, IssuerPolicy, Policy } from '../../src/core/types.js';
+import { CALLER, GRANT, issuerPolicy, NOW_MS, NOW_S, SUBJECT, WORKLOAD } from './tokens.js';
+import { hopRequest, type HopRequestInit } from '../../src/core/request.js';
 
 /** Shared, valid-by-default inputs for the core tests: each test mutates one thing. */
 
 // The identities, clock and grant are the ones every token test uses (test/helpers/tokens.ts).
 export { CALLER, GRANT, NOW_MS, NOW_S, WORKLOAD };
-export { CALLER_PEM, CALLER_X5T, OTHER_PEM, OTHER_X5T } from '../../helpers/certs.js';
+export { CALLER_PEM, CALLER_X5T, OTHER_PEM, OTHER_X5T } from './certs.js';
 export const PRIOR = 'spiffe://prod.example.org/ns/web/sa/frontend';
 export const USER = SUBJECT;
 

@@ -19,7 +19,7 @@ import { PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-op
 import { AuthorizationPolicy, PeerAuthentication } from '@kubernetes-models/istio/security.istio.io/v1';
 import { ServiceEntry } from '@kubernetes-models/istio/networking.istio.io/v1';
 
-export const ROOT = path.resolve(import.meta.dirname, '../..');
+export const ROOT = path.resolve(import.meta.dirname, '../../..');
 
 export type K8sObject = Record<string, unknown> & {
   apiVersion: string;

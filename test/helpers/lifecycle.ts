@@ -4,8 +4,8 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Timers } from '../../../src/lib/timers.js';
-import { until as pollUntil } from '../../helpers/collector.js';
+import type { Timers } from '../../src/lib/timers.js';
+import { until as pollUntil } from './collector.js';
 
 /** Timers that only run when the test fires them. */
 export class ManualTimers implements Timers {

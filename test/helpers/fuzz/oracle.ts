@@ -16,40 +16,6 @@
  */
 import { createHash, verify as nodeVerify, X509Certificate, type KeyObject } from 'node:crypto';
 
-/** SPEC §3, copied from the contract (not from src/core/reasons.ts). */
-export const SPEC_STATUS: Readonly<Record<string, number>> = Object.freeze({
-  granted: 200,
-  exempt: 200,
-  missing_token: 401,
-  multiple_tokens: 401,
-  token_too_large: 401,
-  malformed_token: 401,
-  forbidden_header: 401,
-  untrusted_issuer: 401,
-  alg_not_allowed: 401,
-  bad_typ: 401,
-  unknown_key: 401,
-  bad_signature: 401,
-  keys_unavailable: 503,
-  missing_claim: 401,
-  bad_claim: 401,
-  expired: 401,
-  not_yet_valid: 401,
-  issued_in_future: 401,
-  lifetime_too_long: 401,
-  audience_mismatch: 401,
-  peer_unauthenticated: 403,
-  actor_mismatch: 403,
-  cnf_mismatch: 403,
-  chain_invalid: 403,
-  chain_too_deep: 403,
-  path_not_canonical: 403,
-  grant_missing: 403,
-  grant_mismatch: 403,
-  replayed: 403,
-  internal_error: 503,
-});
-
 export interface OracleKey {
   /** JWS algs this key can verify. */
   readonly algs: readonly string[];

@@ -1,5 +1,5 @@
 import { stringify } from 'yaml';
-import { parseConfig, type ConfigResult } from '../../../src/config/load.js';
+import { parseConfig, type ConfigResult } from '../../src/config/load.js';
 
 /** The smallest valid config: everything else comes from defaults. */
 export const MINIMAL_YAML = `
