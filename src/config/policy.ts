@@ -1,6 +1,6 @@
 /** Compiles validated config into the pure decision core's inputs (src/core/types.ts). */
 import type { IssuerPolicy, Policy } from '../core/types.js';
-import { normalizeTyp } from '../token/jws.js';
+import { normalizeTyp } from '../core/typ.js';
 import type { HopguardConfig, IssuerConfig } from './types.js';
 
 export function toIssuerPolicy(i: IssuerConfig): IssuerPolicy {

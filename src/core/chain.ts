@@ -1,4 +1,4 @@
-import { isPlainObject, own } from '../lib/json-object.js';
+import { isPlainObject, own } from './json.js';
 import { deny } from './decision.js';
 import type { DenyDecision, Policy } from './types.js';
 

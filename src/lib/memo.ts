@@ -12,12 +12,6 @@
  * verifier, a header filter), never in module state.
  */
 
-/** What a memo user needs: core takes this, so its caller chooses (and owns) the memo. */
-export interface Memo<K, V> {
-  get(key: K): V | undefined;
-  set(key: K, value: V): void;
-}
-
 export interface BoundedMemoOptions<K, V> {
   /** Entries held at most; reaching it clears the memo before the next entry goes in. */
   readonly maxEntries: number;
@@ -27,7 +21,8 @@ export interface BoundedMemoOptions<K, V> {
   readonly charsOf?: (key: K, value: V) => number;
 }
 
-export class BoundedMemo<K, V> implements Memo<K, V> {
+/** Satisfies core's `Memo` (src/core/types.ts) structurally: lib imports nothing. */
+export class BoundedMemo<K, V> {
   private readonly map = new Map<K, V>();
   private readonly maxEntries: number;
   private readonly maxChars: number;

@@ -1,5 +1,6 @@
 import { hash } from 'node:crypto';
-import { BoundedMemo, type Memo } from '../lib/memo.js';
+import type { Memo } from '../core/types.js';
+import { BoundedMemo } from '../lib/memo.js';
 
 /**
  * Hex SHA-256 of the raw token text (UTF-8): lets events and SREs correlate a token

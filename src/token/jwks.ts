@@ -1,5 +1,5 @@
 import { importJWK, type CryptoKey, type JWK } from 'jose';
-import { isPlainObject } from '../lib/json-object.js';
+import { isPlainObject } from '../core/json.js';
 import { jwsAlgorithm, keyFitsAlgorithm } from './algorithms.js';
 import { parseStrictJson } from './json.js';
 import type { KeyLookup } from './types.js';

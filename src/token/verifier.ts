@@ -4,8 +4,9 @@ import type { TokenDerived } from '../core/derived.js';
 import type { DenyReason } from '../core/reasons.js';
 import type { IssuerPolicy } from '../core/types.js';
 import { expectedSignatureBytes, jwsAlgorithm, keyFitsAlgorithm } from './algorithms.js';
-import { own } from '../lib/json-object.js';
-import { auditString, isParseFailure, normalizeTyp, parseCompact } from './jws.js';
+import { own } from '../core/json.js';
+import { normalizeTyp } from '../core/typ.js';
+import { auditString, isParseFailure, parseCompact } from './jws.js';
 import { Interner } from './compact.js';
 import type { IssuerRuntime, JwsHeader, KeyLookup, VerifiedToken, VerifyResult } from './types.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { toIssuerPolicy, toPolicy } from '../../../src/config/policy.js';
-import { normalizeTyp } from '../../../src/token/jws.js';
+import { normalizeTyp } from '../../../src/core/typ.js';
 import type { HopguardConfig } from '../../../src/config/types.js';
 import { parse, patched } from '../../helpers/config.js';
 

@@ -31,7 +31,7 @@ describe('parseJwks: documents that are rejected', () => {
     ['an array', () => [], /not a JSON object/],
     ['no keys', () => ({}), /no "keys" array/],
     ['keys not an array', () => ({ keys: {} }), /no "keys" array/],
-    // An object inheriting its members is not a JSON object (src/lib/json-object.ts; was: 'no "keys" array').
+    // An object inheriting its members is not a JSON object (src/core/json.ts; was: 'no "keys" array').
     ['inherited keys only', () => Object.create({ keys: [] }), /not a JSON object/],
     ['own keys, but not a plain object', () => Object.assign(new Date(0), { keys: [] }), /not a JSON object/],
     ['a non-object entry', () => ({ keys: [pub(keys.es256), 'x'] }), /keys\[1\] is not an object/],

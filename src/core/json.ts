@@ -1,6 +1,7 @@
 /**
- * Reading untrusted JSON values (token headers and payloads, JWKS documents): one definition
- * of "a JSON object" and of reading its members, for every module that needs them.
+ * Reading untrusted JSON values (claims, token headers and payloads, JWKS documents): one
+ * definition of "a JSON object" and of reading its members, for every module that needs
+ * them (the token stage imports them from here).
  */
 
 /**

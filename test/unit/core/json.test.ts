@@ -1,11 +1,11 @@
 /**
- * One definition of "a JSON object" (src/lib/json-object.ts) for claims, chains, token
+ * One definition of "a JSON object" (src/core/json.ts) for claims, chains, token
  * headers and payloads, and JWKS documents. Before, the token parser and the JWKS reader
  * accepted any non-array object (a Date, a Map, an object inheriting its members); the
  * differences were resolved towards the strict definition, and are pinned here.
  */
 import { describe, expect, it } from 'vitest';
-import { isPlainObject, own } from '../../../src/lib/json-object.js';
+import { isPlainObject, own } from '../../../src/core/json.js';
 import { parseJwks } from '../../../src/token/jwks.js';
 import { parseCompact, isParseFailure } from '../../../src/token/jws.js';
 
