@@ -1,5 +1,5 @@
 import { createHash, X509Certificate } from 'node:crypto';
-import type { Memo } from './types.js';
+import type { Memo } from './memo.js';
 
 /**
  * RFC 8705 certificate thumbprint of the caller's mTLS certificate, as Envoy hands it over

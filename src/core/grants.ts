@@ -1,6 +1,6 @@
 import type { AuthorizationDetail, DelegationClaims } from './claims.js';
 import { allow, deny } from './decision.js';
-import type { Memo } from './types.js';
+import type { Memo } from './memo.js';
 import { compilePattern, matchPattern, type PathPattern } from './path.js';
 import type { Decision, HopRequest, Policy } from './types.js';
 

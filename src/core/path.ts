@@ -6,7 +6,7 @@
  * parameters, ...) is rejected with `path_not_canonical` instead of being "repaired" into a
  * match. All functions here are pure and allocate little: they run on every Check.
  */
-import type { Memo } from './types.js';
+import type { Memo } from './memo.js';
 
 const SLASH = 0x2f;
 const PERCENT = 0x25;

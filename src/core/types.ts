@@ -1,3 +1,4 @@
+import type { Memo } from './memo.js';
 import type { PathPattern } from './path.js';
 import type { DenyReason, ReasonCode } from './reasons.js';
 
@@ -96,15 +97,6 @@ export interface Audit {
   readonly txn?: string;
   /** Hex SHA-256 of the raw token: lets SREs correlate without ever seeing it. */
   readonly tokenSha256?: string;
-}
-
-/**
- * What core needs of a memo its caller owns (src/lib/memo.ts' BoundedMemo is one): core
- * reads and fills it, the owner bounds it and decides how long it lives.
- */
-export interface Memo<K, V> {
-  get(key: K): V | undefined;
-  set(key: K, value: V): void;
 }
 
 /**

@@ -21,7 +21,7 @@ export interface BoundedMemoOptions<K, V> {
   readonly charsOf?: (key: K, value: V) => number;
 }
 
-/** Satisfies core's `Memo` (src/core/types.ts) structurally: lib imports nothing. */
+/** Satisfies core's `Memo` (src/core/memo.ts) structurally: lib imports nothing. */
 export class BoundedMemo<K, V> {
   private readonly map = new Map<K, V>();
   private readonly maxEntries: number;

@@ -2,12 +2,11 @@
  * Issuer keys as `serve` gets them: the key source an issuer's config asks for, and the
  * offline check of a `jwks_file` that `hopguard validate` runs.
  */
-import { readFile, stat } from 'node:fs/promises';
 import type { IssuerConfig } from '../config/types.js';
 import type { Timers } from '../lib/timers.js';
-import { parseStrictJson } from '../token/json.js';
-import { parseJwks } from '../token/jwks.js';
-import type { RefreshResult } from '../token/key-source-results.js';
+import { readJwksFile } from '../token/jwks-file.js';
+import { parseJwksDocument } from '../token/jwks.js';
+import { KeySourceError, type RefreshResult } from '../token/key-source-results.js';
 import { FileKeySource, HttpKeySource } from '../token/sources.js';
 import type { KeySource } from '../token/types.js';
 import type { Clock } from './clock.js';
@@ -53,24 +52,21 @@ export type KeyFileCheck =
   | { readonly ok: false; readonly stage: 'read' | 'keys'; readonly problem: string };
 
 /**
- * Reads an issuer's `jwks_file` once with the rules `serve` applies to it: at most
- * `max_jwks_bytes`, the strict JSON reader of tokens and JWKS (token/json.ts: no duplicate
- * members, no BOM, valid UTF-8…) and the same key checks (token/jwks.ts parseJwks).
+ * Reads an issuer's `jwks_file` once with exactly what `serve` reads it with: the file
+ * transport (token/jwks-file.ts: at most `max_jwks_bytes`, through symlinks) and the strict
+ * document reader (token/jwks.ts parseJwksDocument: the strict JSON of tokens — no duplicate
+ * members, no BOM, valid UTF-8… — then the key checks).
  */
 export async function checkKeyFile(file: string, maxBytes: number): Promise<KeyFileCheck> {
   let bytes: Uint8Array;
   try {
-    if ((await stat(file)).size > maxBytes) {
-      return { ok: false, stage: 'read', problem: `JWKS file over ${maxBytes} bytes (max_jwks_bytes)` };
-    }
-    bytes = await readFile(file);
+    bytes = await readJwksFile(file, maxBytes, new AbortController().signal);
   } catch (err) {
-    return { ok: false, stage: 'read', problem: err instanceof Error ? err.message : String(err) };
+    // The OS's own words for a file that cannot be read (ENOENT: no such file…), ours for the size.
+    const cause = err instanceof KeySourceError && err.code === 'read_failed' ? err.cause : err;
+    return { ok: false, stage: 'read', problem: cause instanceof Error ? cause.message : String(cause) };
   }
-  if (bytes.length > maxBytes) return { ok: false, stage: 'read', problem: `JWKS file over ${maxBytes} bytes (max_jwks_bytes)` };
-  const json = parseStrictJson(bytes);
-  if (!json.ok) return { ok: false, stage: 'read', problem: `JWKS is not valid JSON: ${json.problem}` };
-  const jwks = parseJwks(json.value);
-  if (!jwks.ok) return { ok: false, stage: 'keys', problem: jwks.problem };
+  const jwks = parseJwksDocument(bytes);
+  if (!jwks.ok) return { ok: false, stage: jwks.notJson === true ? 'read' : 'keys', problem: jwks.problem };
   return { ok: true, keys: jwks.keys.size };
 }

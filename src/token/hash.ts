@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import type { Memo } from '../core/types.js';
+import type { Memo } from '../core/memo.js';
 import { BoundedMemo } from '../lib/memo.js';
 
 /**

@@ -9,12 +9,12 @@ export async function readJwksFile(path: string, maxBytes: number, signal: Abort
   let bytes: Uint8Array;
   try {
     const st = await stat(path);
-    if (st.size > maxBytes) throw new KeySourceError('too_large', `JWKS file over ${maxBytes} bytes`);
+    if (st.size > maxBytes) throw new KeySourceError('too_large', `JWKS file over ${maxBytes} bytes (max_jwks_bytes)`);
     bytes = await readFile(path, { signal });
   } catch (e) {
     if (e instanceof KeySourceError) throw e;
-    throw new KeySourceError('read_failed', `cannot read JWKS file: ${(e as { code?: string }).code ?? 'error'}`);
+    throw new KeySourceError('read_failed', `cannot read JWKS file: ${(e as { code?: string }).code ?? 'error'}`, { cause: e });
   }
-  if (bytes.length > maxBytes) throw new KeySourceError('too_large', `JWKS file over ${maxBytes} bytes`);
+  if (bytes.length > maxBytes) throw new KeySourceError('too_large', `JWKS file over ${maxBytes} bytes (max_jwks_bytes)`);
   return bytes;
 }

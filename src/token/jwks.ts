@@ -49,10 +49,11 @@ interface Entry {
 /**
  * A JWKS document as bytes (a file, an HTTP body): strict JSON (no duplicate keys, no BOM,
  * …, as for tokens), then parseJwks. What `serve` accepts, and so what `validate` must.
+ * `notJson`: the bytes are not even (strict) JSON.
  */
-export function parseJwksDocument(bytes: Uint8Array): ParseJwksResult {
+export function parseJwksDocument(bytes: Uint8Array): ParseJwksResult & { readonly notJson?: true } {
   const json = parseStrictJson(bytes);
-  if (!json.ok) return { ok: false, problem: `JWKS is not valid JSON: ${json.problem}` };
+  if (!json.ok) return { ok: false, problem: `JWKS is not valid JSON: ${json.problem}`, notJson: true };
   return parseJwks(json.value);
 }
 

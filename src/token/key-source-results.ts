@@ -24,8 +24,9 @@ export class KeySourceError extends Error {
   constructor(
     readonly code: KeySourceErrorCode,
     message: string,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 

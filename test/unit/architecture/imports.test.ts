@@ -106,16 +106,15 @@ const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
   lib: [],
   // Named defaults and the one validation; may use core's pure functions (canonical paths).
   config: ['core', 'lib'],
-  // JWS, keys, JWKS sources. (config/: the path watcher, until it lives in lib/.)
-  token: ['core', 'lib', 'config'],
+  // JWS, keys, JWKS sources (the path watcher is lib's).
+  token: ['core', 'lib'],
   // The Envoy adapter.
   envoy: ['core', 'lib'],
   // Observes, never decides, never wires.
   telemetry: ['core', 'lib', 'config', 'envoy', 'token', 'version.ts'],
-  'authorizer.ts': ['core', 'token'],
   'version.ts': [],
   // Engines, hosts and server lifecycles: wires everything below it.
-  runtime: ['core', 'lib', 'config', 'token', 'envoy', 'telemetry', 'authorizer.ts', 'version.ts'],
+  runtime: ['core', 'lib', 'config', 'token', 'envoy', 'telemetry', 'version.ts'],
   // Flags and printing.
   cli: ['core', 'lib', 'config', 'token', 'envoy', 'telemetry', 'runtime', 'version.ts'],
   'main.ts': ['cli', 'version.ts'],

@@ -158,7 +158,7 @@ describe("the authorizer's own reject rows", () => {
       },
       () => Promise.reject(new Error('boom')),
     ]) {
-      const a = new Authorizer({ policy: POLICY, verifier: { verify } as TokenVerifierLike, now: () => NOW_MS });
+      const a = new Authorizer({ policy: POLICY, verifier: { verify }, now: () => NOW_MS });
       expect((await a.authorize(req('x'))).decision).toMatchObject({ allow: false, reason: 'internal_error', status: 503 });
     }
   });
