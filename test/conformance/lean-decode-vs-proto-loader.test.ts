@@ -207,7 +207,7 @@ const ALLOWED = envoyCheckRequest({
   contextExtensions: { route: 'entries' },
 });
 /**
- * What decides a hop (src/core, src/authorizer.ts): a mutated request may only be allowed if
+ * What decides a hop (src/core, src/runtime/authorizer.ts): a mutated request may only be allowed if
  * all of this is unchanged. Other context_extensions keys (like `route`) decide nothing, and
  * neither does the caller's certificate, since the allowed token carries no `cnf`: a mutation
  * that turns other bytes into a certificate is rightly still allowed (cnf binding is tested

@@ -1,14 +1,14 @@
 /**
  * Property-based fuzzing of the whole decision pipeline (Authorizer: selection → strict
  * JWS pre-checks → signature → claims → chain → path → grants) against the independent
- * oracle in support/oracle.ts. For every generated hop:
+ * oracle in test/helpers/fuzz/oracle.ts. For every generated hop:
  *   - authorize() resolves (never throws);
  *   - the reason is in the SPEC's closed set, with the SPEC's HTTP status, and `allow`
  *     holds exactly for the allow reasons;
  *   - hopguard allows EXACTLY when the oracle does (so never unless the token verifies
  *     with a configured key and every rule holds), and its reason is one the oracle
  *     accepts for that hop.
- * Budget: FUZZ_RUNS cases per property (see support/world.ts; scripts/fuzz-long.sh).
+ * Budget: FUZZ_RUNS cases per property (see test/helpers/fuzz/world.ts; scripts/fuzz-long.sh).
  */
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
