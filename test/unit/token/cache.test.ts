@@ -220,6 +220,29 @@ describe('verified-token cache', () => {
     expect(r2.ok ? 'ok' : r2.reason).toBe('bad_signature');
   });
 
+  it('the derived slot lives on the entry: one per token, kept across hits, gone with the entry', async () => {
+    const { key, keys, verifier } = await setup(1);
+    const token = await signToken(key);
+    const other = await signToken(key);
+    const slotOf = async (t: string) => {
+      const r = await verifier.verify(t, tokenSha256(t));
+      if (!r.ok) throw new Error(r.reason);
+      return r.token.derived;
+    };
+    expect(await slotOf(token)).toBeUndefined(); // verified: no slot yet
+    const slot = await slotOf(token); // first hit: the slot
+    expect(slot).toEqual({});
+    slot!.audit = { jti: 'kept' };
+    expect(await slotOf(token)).toBe(slot);
+    // Evicted (a cache of one entry, another token): the next use verifies again, without a slot.
+    expect(await slotOf(other)).toBeUndefined();
+    expect(await slotOf(token)).toBeUndefined();
+    expect(await slotOf(token)).not.toBe(slot);
+    // A re-verification after the key changed starts over too.
+    keys.swap(jwksOf(key));
+    expect(await slotOf(token)).toBeUndefined();
+  });
+
   it('keeps an entry no longer than exp + skew', async () => {
     const { key, verifier, clock, lookups } = await setup();
     const token = await signToken(key); // exp = NOW_S + 120, skew 10 s
