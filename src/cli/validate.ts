@@ -1,6 +1,7 @@
 import { formatIssues } from '../config/issues.js';
 import { loadConfigFile } from '../config/load.js';
 import { checkKeyFile } from '../runtime/keys.js';
+import type { RejectedKey } from '../token/jwks.js';
 import { parse, required, type Io } from './flags.js';
 
 export const VALIDATE_USAGE = 'hopguard validate --config FILE';
@@ -8,7 +9,8 @@ export const VALIDATE_USAGE = 'hopguard validate --config FILE';
 /**
  * Validates a config the way `serve` would load it, plus what can be checked offline:
  * each `jwks_file` must be read by the rules `serve` reads it by (size limit, strict JSON,
- * key checks). Remote JWKS are not fetched.
+ * key checks), and none of its keys may be refused by the key checks (a degenerate or
+ * malformed public key, which serve would leave out). Remote JWKS are not fetched.
  */
 export async function validateCommand(argv: string[], io: Io): Promise<number> {
   const { values } = parse(argv, { config: { type: 'string', short: 'c' } });
@@ -26,7 +28,10 @@ export async function validateCommand(argv: string[], io: Io): Promise<number> {
     if (!r.ok) {
       const what = r.stage === 'read' ? 'cannot read JWKS' : 'invalid JWKS';
       problems.push({ key, message: `${what} ${issuer.jwks_file}: ${r.problem}` });
+      continue;
     }
+    // serve leaves such a key out and runs; a deploy-time check says so loudly instead.
+    for (const k of r.rejected) problems.push({ key, message: refusedKeyMessage(issuer.jwks_file, k) });
   }
   if (problems.length > 0) {
     io.err(formatIssues(problems, file) + '\n');
@@ -38,4 +43,8 @@ export async function validateCommand(argv: string[], io: Io): Promise<number> {
       `${c.issuers.map((i) => i.issuer).join(', ')})\n`,
   );
   return 0;
+}
+
+function refusedKeyMessage(file: string, r: RejectedKey): string {
+  return `JWKS ${file}: keys[${r.index}] (kid ${JSON.stringify(r.kid)}) is refused: ${r.problem}`;
 }

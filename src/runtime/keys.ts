@@ -5,7 +5,7 @@
 import type { IssuerConfig } from '../config/types.js';
 import type { Timers } from '../lib/timers.js';
 import { readJwksFile } from '../token/jwks-file.js';
-import { parseJwksDocument } from '../token/jwks.js';
+import { parseJwksDocument, type RejectedKey } from '../token/jwks.js';
 import { KeySourceError, type RefreshResult } from '../token/key-source-results.js';
 import { FileKeySource, HttpKeySource } from '../token/sources.js';
 import type { KeySource } from '../token/types.js';
@@ -47,7 +47,8 @@ export function keySourceFor(i: IssuerConfig, clock: Clock, hooks: KeySourceHook
 }
 
 export type KeyFileCheck =
-  | { readonly ok: true; readonly keys: number }
+  /** `rejected`: keys left out by the key checks (token/keycheck.ts), which serve would ignore. */
+  | { readonly ok: true; readonly keys: number; readonly rejected: readonly RejectedKey[] }
   /** `read`: the file cannot be read as JSON at all; `keys`: it is JSON but not an acceptable JWKS. */
   | { readonly ok: false; readonly stage: 'read' | 'keys'; readonly problem: string };
 
@@ -68,5 +69,5 @@ export async function checkKeyFile(file: string, maxBytes: number): Promise<KeyF
   }
   const jwks = parseJwksDocument(bytes);
   if (!jwks.ok) return { ok: false, stage: jwks.notJson === true ? 'read' : 'keys', problem: jwks.problem };
-  return { ok: true, keys: jwks.keys.size };
+  return { ok: true, keys: jwks.keys.size, rejected: jwks.keys.rejected };
 }

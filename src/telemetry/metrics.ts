@@ -160,6 +160,7 @@ export class Metrics implements DecisionMetrics {
   private readonly cacheMiss: PendingCount;
   private readonly jwksRefreshes: Counter<'issuer' | 'result'>;
   private readonly jwksKeyGauge: Gauge<'issuer'>;
+  private readonly jwksRejectedGauge: Gauge<'issuer'>;
   private readonly jwksSuccessGauge: Gauge<'issuer'>;
   private readonly configReloads: Counter<'result'>;
   private readonly reloadSuccessful: Gauge<never>;
@@ -220,6 +221,12 @@ export class Metrics implements DecisionMetrics {
     this.jwksKeyGauge = new Gauge({
       name: 'hopguard_jwks_keys',
       help: 'Keys currently held per configured issuer.',
+      labelNames: ['issuer'] as const,
+      registers,
+    });
+    this.jwksRejectedGauge = new Gauge({
+      name: 'hopguard_jwks_rejected_keys',
+      help: 'Keys of the last JWKS loaded per configured issuer that were refused as malformed or degenerate (see docs/SECURITY.md).',
       labelNames: ['issuer'] as const,
       registers,
     });
@@ -402,11 +409,15 @@ export class Metrics implements DecisionMetrics {
     for (const old of this.issuerSet) {
       if (next.has(old)) continue;
       this.jwksKeyGauge.remove({ issuer: old });
+      this.jwksRejectedGauge.remove({ issuer: old });
       this.jwksSuccessGauge.remove({ issuer: old });
       for (const result of [...REFRESH_RESULTS, OTHER_RESULT]) this.jwksRefreshes.remove({ issuer: old, result });
     }
     for (const i of next) {
-      if (!this.issuerSet.has(i)) this.zeroRefreshes(i);
+      if (this.issuerSet.has(i)) continue;
+      this.zeroRefreshes(i);
+      // From start-up, so an alert on refused keys reads a series, not an absence.
+      this.jwksRejectedGauge.set({ issuer: i }, 0);
     }
     this.issuerSet = next;
   }
@@ -430,6 +441,11 @@ export class Metrics implements DecisionMetrics {
   jwksKeys(issuer: string, n: number): void {
     if (!Number.isFinite(n) || n < 0) return;
     this.jwksKeyGauge.set({ issuer: this.issuerLabel(issuer) }, n);
+  }
+
+  jwksRejectedKeys(issuer: string, n: number): void {
+    if (!Number.isFinite(n) || n < 0) return;
+    this.jwksRejectedGauge.set({ issuer: this.issuerLabel(issuer) }, n);
   }
 
   /** `tsSeconds`: Unix time (seconds, fractional allowed) of the successful load. */

@@ -60,6 +60,9 @@ export function keyRefreshObserver(opts: {
       metrics.jwksRefresh(issuer, 'ok');
       metrics.jwksSuccess(issuer, opts.nowMs() / 1000);
       metrics.jwksKeys(issuer, r.keyCount);
+      metrics.jwksRejectedKeys(issuer, r.rejected.length);
+      // A refused key is a broken or hostile publisher, not an outage: said on every load.
+      for (const k of r.rejected) logger.warn('issuer key refused', { issuer, kid: k.kid, index: k.index, problem: k.problem });
       if (failing) logger.info('issuer keys loaded again', { issuer });
       failing = false;
     } else {

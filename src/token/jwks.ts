@@ -2,6 +2,8 @@ import { importJWK, type CryptoKey, type JWK } from 'jose';
 import { isPlainObject } from '../core/json.js';
 import { jwsAlgorithm, keyFitsAlgorithm } from './algorithms.js';
 import { parseStrictJson } from './json.js';
+import { auditString } from './jws.js';
+import { publicKeyProblem } from './keycheck.js';
 import type { KeyLookup } from './types.js';
 
 /**
@@ -18,6 +20,17 @@ export interface JwkSet {
   lookup(kid: string, alg: string): Promise<KeyLookup>;
   /** The key `lookup` has already resolved for (kid, alg), without waiting; else undefined. */
   peek(kid: string, alg: string): CryptoKey | undefined;
+  /** Signature keys the document published that failed the key checks (src/token/keycheck.ts): not in the set. */
+  readonly rejected: readonly RejectedKey[];
+}
+
+/** A key left out of a set because its public key material is malformed or degenerate. */
+export interface RejectedKey {
+  /** Position in the document's `keys` array. */
+  readonly index: number;
+  /** The key's kid (cut at 256 characters: it is logged). */
+  readonly kid: string;
+  readonly problem: string;
 }
 
 export type ParseJwksResult = { ok: true; keys: JwkSet } | { ok: false; problem: string };
@@ -30,7 +43,6 @@ const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k', 'priv'] as
 
 const UNKNOWN: KeyLookup = Object.freeze({ status: 'unknown' });
 const UNUSABLE: KeyLookup = Object.freeze({ status: 'unusable' });
-
 
 /** Copies own members into a prototype-less record (no inherited/polluted lookups). */
 function snapshot(o: Record<string, unknown>): Record<string, unknown> {
@@ -61,9 +73,14 @@ export function parseJwksDocument(bytes: Uint8Array): ParseJwksResult & { readon
  * Validates a JWKS document. Rejected outright (the whole document: the issuer is
  * misconfigured, and guessing would be worse): not `{keys: [...]}`, a non-object entry,
  * any private or symmetric key material, a symmetric (`oct`) key, two signature keys with
- * the same kid (ambiguous). Ignored: keys without a non-empty string kid (tokens must name
+ * the same kid (ambiguous), and a document whose signature keys were all rejected (below):
+ * a refresh that brings only such keys is a failed refresh (`invalid_jwks`) and the last
+ * good keys stay in use. Ignored: keys without a non-empty string kid (tokens must name
  * one), keys whose `use` is not `sig` or whose `key_ops` lacks `verify` (they can never
- * verify, so they create no ambiguity).
+ * verify, so they create no ambiguity). Rejected (left out of the set, listed in
+ * `rejected`, so a token naming one is `unknown_key`): keys whose public material is
+ * malformed or degenerate (`publicKeyProblem`) — one bad key must not take its issuer's
+ * good keys down with it, nor ever verify a signature.
  */
 export function parseJwks(doc: unknown): ParseJwksResult {
   if (!isPlainObject(doc)) return { ok: false, problem: 'JWKS is not a JSON object' };
@@ -71,6 +88,8 @@ export function parseJwks(doc: unknown): ParseJwksResult {
   if (!Array.isArray(keys)) return { ok: false, problem: 'JWKS has no "keys" array' };
   if (keys.length > MAX_JWKS_KEYS) return { ok: false, problem: `JWKS has more than ${MAX_JWKS_KEYS} keys` };
   const byKid = new Map<string, Entry>();
+  const rejected: RejectedKey[] = [];
+  const seen = new Set<string>();
   for (let i = 0; i < keys.length; i++) {
     const raw: unknown = keys[i];
     if (!isPlainObject(raw)) return { ok: false, problem: `keys[${i}] is not an object` };
@@ -84,14 +103,28 @@ export function parseJwks(doc: unknown): ParseJwksResult {
     if (jwk['use'] !== undefined && jwk['use'] !== 'sig') continue;
     const ops = jwk['key_ops'];
     if (ops !== undefined && !(Array.isArray(ops) && ops.includes('verify'))) continue;
-    if (byKid.has(kid)) return { ok: false, problem: `keys[${i}] repeats a kid` };
+    if (seen.has(kid)) return { ok: false, problem: `keys[${i}] repeats a kid` };
+    seen.add(kid);
+    const problem = publicKeyProblem(jwk);
+    if (problem !== undefined) {
+      rejected.push(Object.freeze({ index: i, kid: auditString(kid) as string, problem }));
+      continue;
+    }
     byKid.set(kid, { jwk: Object.freeze(jwk), imports: new Map(), found: new Map() });
   }
-  return { ok: true, keys: new ParsedJwkSet(byKid) };
+  if (rejected.length > 0 && byKid.size === 0) {
+    const r = rejected[0] as RejectedKey;
+    const more = rejected.length > 1 ? ` (and ${rejected.length - 1} more)` : '';
+    return { ok: false, problem: `every signature key was rejected: keys[${r.index}]: ${r.problem}${more}` };
+  }
+  return { ok: true, keys: new ParsedJwkSet(byKid, Object.freeze(rejected)) };
 }
 
 class ParsedJwkSet implements JwkSet {
-  constructor(private readonly byKid: ReadonlyMap<string, Entry>) {}
+  constructor(
+    private readonly byKid: ReadonlyMap<string, Entry>,
+    readonly rejected: readonly RejectedKey[],
+  ) {}
 
   get size(): number {
     return this.byKid.size;

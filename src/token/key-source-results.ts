@@ -4,6 +4,7 @@
  * Shared by the refresh policy (src/token/refresh.ts), the transports that fetch or read
  * the bytes (jwks-http.ts, jwks-file.ts), and their observers (metrics, the engine host).
  */
+import type { RejectedKey } from './jwks.js';
 
 export type KeySourceErrorCode =
   | 'invalid_jwks' // document is not valid JSON / not an acceptable JWKS
@@ -87,6 +88,8 @@ export type RefreshResult =
       /** The set of kids differs from the previous load (or this is the first). */
       readonly changed: boolean;
       readonly kids: readonly string[];
+      /** Keys of the document left out by the key checks (malformed or degenerate). */
+      readonly rejected: readonly RejectedKey[];
     })
   | (RefreshReportBase & {
       readonly ok: false;

@@ -237,6 +237,7 @@ export abstract class RefreshingKeySource implements KeySource {
       lastSuccessAt: at,
       changed: prev === undefined || !sameKids(prev, kids),
       kids,
+      rejected: loaded.keys.rejected,
     });
   }
 

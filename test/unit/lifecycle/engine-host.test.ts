@@ -59,7 +59,7 @@ class FakeSource implements KeySource {
   }
   succeed(): void {
     this.loaded = true;
-    this.onRefresh({ ok: true, result: 'ok', trigger: 'retry', at: 0, keyCount: 1, lastSuccessAt: 0, changed: true, kids: ['x'] });
+    this.onRefresh({ ok: true, result: 'ok', trigger: 'retry', at: 0, keyCount: 1, lastSuccessAt: 0, changed: true, kids: ['x'], rejected: [] });
   }
 }
 

@@ -173,6 +173,7 @@ describe('keys, cache, reloads', () => {
     x.jwksRefresh(ISS, 'ok');
     x.jwksRefresh(ISS, 'timeout');
     x.jwksKeys(ISS, 3);
+    x.jwksRejectedKeys(ISS, 2);
     x.jwksSuccess(ISS, 1_800_000_000.5);
     for (let i = 0; i < 1000; i++) x.jwksRefresh(`https://evil-${i}.example`, 'ok');
     const r = await series(x, 'hopguard_jwks_refreshes_total');
@@ -183,6 +184,7 @@ describe('keys, cache, reloads', () => {
     expect(r.size).toBe(REFRESH_RESULTS.length + 1);
     expect(r.get(`hopguard_jwks_refreshes_total{issuer="${ISS}",result="http_status"}`)).toBe(0);
     expect((await series(x, 'hopguard_jwks_keys')).get(`hopguard_jwks_keys{issuer="${ISS}"}`)).toBe(3);
+    expect((await series(x, 'hopguard_jwks_rejected_keys')).get(`hopguard_jwks_rejected_keys{issuer="${ISS}"}`)).toBe(2);
     expect(
       (await series(x, 'hopguard_jwks_last_success_timestamp_seconds')).get(
         `hopguard_jwks_last_success_timestamp_seconds{issuer="${ISS}"}`,
@@ -199,6 +201,7 @@ describe('keys, cache, reloads', () => {
   it('setIssuers (config reload) adds new issuers and removes the series of dropped ones', async () => {
     const x = m([ISS]);
     x.jwksKeys(ISS, 2);
+    x.jwksRejectedKeys(ISS, 1);
     x.jwksRefresh(ISS, 'network');
     x.setIssuers(['https://sts.new.example']);
     x.jwksKeys('https://sts.new.example', 1);

@@ -106,25 +106,34 @@ describe('JwkSet.lookup', () => {
     ['JWK alg EdDSA for token alg Ed25519 (names compared exactly)', () => pub(keys.eddsa), 'Ed25519'],
     ['P-256 key for ES384', () => pub(keys.es256, { alg: undefined }), 'ES384'],
     ['P-384 key for ES256', () => pub(es384, { alg: undefined }), 'ES256'],
-    ['P-521 key for ES512 declared as P-256', () => pub(es512, { alg: undefined, crv: 'P-256' }), 'ES256'],
     ['EC key for EdDSA', () => pub(keys.es256, { alg: undefined }), 'EdDSA'],
     ['OKP key for ES256', () => pub(keys.eddsa, { alg: undefined }), 'ES256'],
     ['Ed448 for EdDSA', () => pub(keys.eddsa, { alg: undefined, crv: 'Ed448' }), 'EdDSA'],
     ['EC key for RS256', () => pub(keys.es256, { alg: undefined }), 'RS256'],
     ['RSA key for PS256 with JWK alg RS256', () => pub(rs), 'PS256'],
-    ['RSA key under 2048 bits', () => pub(weakRs), 'RS256'],
     ['RSA key for ES256', () => pub(rs, { alg: undefined }), 'ES256'],
     ['HS256 (no symmetric verification, ever)', () => pub(keys.es256, { alg: undefined }), 'HS256'],
     ['none', () => pub(keys.es256, { alg: undefined }), 'none'],
     ['unknown kty', () => ({ kty: 'AKP', kid: keys.es256.kid, alg: 'ML-DSA-44', pub: 'AAAA' }), 'ES256'],
-    ['EC point not on the curve', () => pub(keys.es256, { x: 'AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }), 'ES256'],
-    ['EC key missing y', () => pub(keys.es256, { y: undefined }), 'ES256'],
     ['crv not a string', () => pub(keys.es256, { crv: 256 }), 'ES256'],
   ])('unusable: %s', async (_name, jwk, alg) => {
     const doc = JSON.parse(JSON.stringify({ keys: [jwk()] })) as unknown;
     const s = set(doc);
     const kid = s.kids()[0] as string;
     expect(await s.lookup(kid, alg)).toEqual({ status: 'unusable' });
+  });
+
+  it.each<[string, () => Record<string, unknown>, string]>([
+    ['RSA key under 2048 bits', () => pub(weakRs), 'RS256'],
+    ['EC point not on the curve', () => pub(keys.es256, { x: 'AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }), 'ES256'],
+    ['EC key missing y', () => pub(keys.es256, { y: undefined }), 'ES256'],
+    ['P-521 coordinates declared as P-256', () => pub(es512, { alg: undefined, crv: 'P-256' }), 'ES256'],
+  ])('refused at load (malformed or degenerate material, see degenerate-keys.test.ts): %s → unknown', async (_name, jwk, alg) => {
+    const bad = JSON.parse(JSON.stringify(jwk())) as Record<string, unknown>;
+    const s = set({ keys: [pub(keys.eddsa), bad] });
+    expect(s.has(bad['kid'] as string)).toBe(false);
+    expect(s.rejected).toMatchObject([{ index: 1, kid: bad['kid'] }]);
+    expect(await s.lookup(bad['kid'] as string, alg)).toEqual({ status: 'unknown' });
   });
 
   it('caches the import per (kid, alg): concurrent and repeated lookups share one CryptoKey', async () => {

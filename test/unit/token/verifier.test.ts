@@ -406,10 +406,11 @@ describe('TokenVerifier: SPEC §3 token stage', () => {
     },
   );
 
-  it('refuses an RSA key under 2048 bits (bad_signature, the kid is unusable)', async () => {
+  it('refuses an RSA key under 2048 bits (refused at load: unknown_key)', async () => {
     const weak = await testKey('RS256', 'weak', { modulusLength: 1024 });
-    const { verifier } = setup(issuerPolicy({ algorithms: ['RS256'] }), jwksOf(weak));
-    expect(reasonOf(await verifier.verify(await signToken(weak)))).toBe('bad_signature');
+    const { verifier } = setup(issuerPolicy({ algorithms: ['RS256'] }), jwksOf(rsa, weak));
+    expect(reasonOf(await verifier.verify(await signToken(weak)))).toBe('unknown_key');
+    expect(reasonOf(await verifier.verify(await signToken(rsa)))).toBe('ok');
   });
 
   it('an ES256 JWKS entry with a different JWK alg is unusable for ES256', async () => {
