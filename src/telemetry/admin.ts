@@ -7,11 +7,13 @@
  *
  * In Kubernetes it listens on all interfaces (the kubelet and Prometheus reach the pod
  * IP), so it serves nothing but these three read-only routes, reads no request body, and
- * keeps tight timeouts.
+ * keeps tight time and connection bounds (src/lib/http-limits.ts: a client dribbling its
+ * request is cut within 6 s; at most 32 connections per client address, 256 in all).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { splitHostPort } from '../config/checks.js';
+import { ADMIN_HTTP_LIMITS, createBoundedServer, type HttpServerLimits } from '../lib/http-limits.js';
 import type { Readiness } from './readiness.js';
 
 export interface MetricsSource {
@@ -25,6 +27,8 @@ export interface AdminServerOptions {
   readonly metrics: MetricsSource;
   readonly readiness: Readiness;
   readonly onError?: (err: unknown) => void;
+  /** Connection and time bounds; default ADMIN_HTTP_LIMITS (tests inject small ones). */
+  readonly limits?: HttpServerLimits;
 }
 
 export interface AdminServer {
@@ -39,15 +43,14 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   const hp = splitHostPort(opts.address);
   if (hp === undefined) throw new Error(`listen.admin: invalid address ${JSON.stringify(opts.address)}`);
 
-  const server = http.createServer((req, res) => {
-    void handle(opts, req, res);
-  });
   // Probes and scrapes are tiny and quick; anything slower is a stuck or hostile client.
-  server.requestTimeout = 10_000;
-  server.headersTimeout = 5_000;
-  server.keepAliveTimeout = 5_000;
-  server.maxHeadersCount = 64;
-  server.on('clientError', (_err, socket) => socket.destroy());
+  // Node answers a client that is too slow (408), malformed (400) or too large (431) and
+  // closes its connection.
+  const server = createBoundedServer(opts.limits ?? ADMIN_HTTP_LIMITS, (o) =>
+    http.createServer(o, (req, res) => {
+      void handle(opts, req, res);
+    }),
+  );
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => reject(err);
