@@ -1,6 +1,7 @@
 import { formatIssues } from '../config/issues.js';
 import { loadConfigFile } from '../config/load.js';
 import { checkKeyFile } from '../runtime/keys.js';
+import { samplingWarning } from '../telemetry/setup.js';
 import type { RejectedKey } from '../token/jwks.js';
 import { parse, required, type Io } from './flags.js';
 
@@ -38,6 +39,8 @@ export async function validateCommand(argv: string[], io: Io): Promise<number> {
     return 1;
   }
   const c = loaded.config;
+  const warning = samplingWarning(c);
+  if (warning !== undefined) io.err(`${file}: warning: ${warning}\n`);
   io.out(
     `${file}: ok (workload ${c.workload.id}, mode ${c.mode}, ${c.issuers.length} issuer(s): ` +
       `${c.issuers.map((i) => i.issuer).join(', ')})\n`,

@@ -127,4 +127,7 @@ export const LIMITS = Object.freeze({
   request_min_bytes: 4 * 1024,
   request_max_bytes: 64 * 1024 * 1024,
   max_headers: 100_000,
+  /** `events.sample_key`: 16 characters at least (a guessable key would make sampling steerable again). */
+  sample_key_min_chars: 16,
+  sample_key_max_chars: 1024,
 });

@@ -259,6 +259,8 @@ const eventsShape = {
     .default(() => [...D.events.sinks]),
   http: z.strictObject(eventsHttpShape).prefault({}),
   sample_allow: z.number().min(0).max(1).default(D.events.sample_allow),
+  // A secret: its messages never echo the value.
+  sample_key: z.string().min(LIMITS.sample_key_min_chars).max(LIMITS.sample_key_max_chars).optional(),
 };
 
 const replayShape = {

@@ -81,6 +81,8 @@ export interface EventsConfig {
   readonly http: EventsHttpConfig;
   /** Fraction (0..1) of allow events emitted. */
   readonly sample_allow: number;
+  /** Fleet-wide secret keying the sampling choice (never logged); unset: random per process. */
+  readonly sample_key?: string | undefined;
 }
 
 export interface ReplayConfig {

@@ -1,4 +1,5 @@
 import type { HopRequest, Outcome } from '../core/types.js';
+import { RequestSampler } from './sampling.js';
 
 /**
  * Decision event, schema v1 (SPEC §6). One per Check. Never carries the raw token or any
@@ -229,6 +230,8 @@ export interface DecisionPipelineOptions {
   readonly workload: () => string;
   /** Fraction (0..1) of allow events kept; denies are always kept. Default 1. */
   readonly sampleAllow?: () => number;
+  /** `events.sample_key`, the fleet-wide secret the choice is keyed with (src/telemetry/sampling.ts). */
+  readonly sampleKey?: string | undefined;
   readonly metrics?: PipelineMetrics;
   /** [0,1) for sampling requests without a request id. */
   readonly random?: () => number;
@@ -261,12 +264,14 @@ export class DecisionPipeline {
   private readonly random: () => number;
   private readonly drainBound = (): void => this.drain();
   private readonly format = new DecisionEventFormat();
+  private readonly sampler: RequestSampler;
   private counts = { recorded: 0, emitted: 0, sampledOut: 0 };
 
   constructor(private readonly opts: DecisionPipelineOptions) {
     this.sinks = opts.sinks;
     this.schedule = opts.schedule ?? ((fn) => void setImmediate(fn));
     this.random = opts.random ?? Math.random;
+    this.sampler = new RequestSampler(opts.sampleKey);
   }
 
   /** Hot path: O(1), one small allocation, never throws. */
@@ -338,15 +343,16 @@ export class DecisionPipeline {
   }
 
   /**
-   * Sampling of allow events. With a request id the choice is a hash of it, so every
+   * Sampling of allow events. With a request id the choice is a keyed hash of it, so every
    * hop of one request (Envoy propagates x-request-id) is kept or dropped together and a
-   * kept request can be followed through the mesh; without one it is random.
+   * kept request can be followed through the mesh, while the caller who chose the id cannot
+   * tell which; without one it is random.
    */
   private keep(requestId: string): boolean {
     const rate = this.opts.sampleAllow?.() ?? 1;
     if (!(rate < 1)) return true;
     if (!(rate > 0)) return false;
-    const x = requestId === '' ? this.random() : sampleHash(requestId);
+    const x = requestId === '' ? this.random() : this.sampler.fraction(requestId);
     return x < rate;
   }
 
@@ -382,14 +388,4 @@ export class DecisionPipeline {
       this.sinks.map((s) => (s.close ? s.close(timeoutMs) : s.flush(timeoutMs)).catch((err: unknown) => this.fault(err))),
     );
   }
-}
-
-/** FNV-1a (32 bit) of a string, scaled to [0,1): cheap, stable across processes and hops. */
-export function sampleHash(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0) / 0x1_0000_0000;
 }

@@ -105,11 +105,14 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
   metrics.applyConfig(config);
   const sinks = opts.sinks ?? sinksFromConfig(config, metrics, logger);
   const current = opts.current ?? (() => config);
+  const warning = samplingWarning(config);
+  if (warning !== undefined) logger.warn(warning);
   let faults = 0;
   const pipeline = new DecisionPipeline({
     sinks,
     workload: () => current().workload.id,
     sampleAllow: () => current().events.sample_allow,
+    sampleKey: config.events.sample_key,
     metrics,
     onError: (err) => {
       // A bug in event building must be visible but must not flood the log.
@@ -118,4 +121,13 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
     },
   });
   return { metrics, sinks, pipeline };
+}
+
+/** Said at start-up (and by `validate`) when sampled allow events cannot agree across sidecars. */
+export function samplingWarning(config: HopguardConfig): string | undefined {
+  if (!(config.events.sample_allow < 1) || config.events.sample_key !== undefined) return undefined;
+  return (
+    'events.sample_allow is below 1 without events.sample_key: allow events are sampled with a random key of ' +
+    'this process, so sidecars do not keep the same requests; set events.sample_key to one secret shared by every sidecar'
+  );
 }

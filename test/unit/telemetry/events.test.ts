@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { allow, deny } from '../../../src/core/decision.js';
 import type { HopRequest, Outcome } from '../../../src/core/types.js';
 import fc from 'fast-check';
-import { DecisionEventFormat, DecisionPipeline, sampleHash, type DecisionEvent, type EventSink } from '../../../src/telemetry/events.js';
+import { DecisionEventFormat, DecisionPipeline, type DecisionEvent, type EventSink } from '../../../src/telemetry/events.js';
+import { RequestSampler } from '../../../src/telemetry/sampling.js';
 import { CaptureSink } from '../../helpers/capture-sink.js';
 import { Metrics } from '../../../src/telemetry/metrics.js';
 import { hopRequest, type HopRequestInit } from '../../../src/core/request.js';
@@ -140,7 +141,8 @@ describe('DecisionPipeline', () => {
 });
 
 describe('sampling (events.sample_allow)', () => {
-  function run(rate: number, outcomes: Outcome[], ids: (i: number) => string) {
+  const KEY = 'fleet-sampling-key-0001';
+  function run(rate: number, outcomes: Outcome[], ids: (i: number) => string, sampleKey: string | undefined = KEY) {
     const sink = new CaptureSink('stdout');
     const sched = manual();
     const metrics = new Metrics({ version: 't', defaultMetrics: false });
@@ -149,6 +151,7 @@ describe('sampling (events.sample_allow)', () => {
       workload: () => WORKLOAD,
       schedule: sched.schedule,
       sampleAllow: () => rate,
+      sampleKey,
       metrics,
       random: () => 0.99,
     });
@@ -168,7 +171,7 @@ describe('sampling (events.sample_allow)', () => {
     expect(metricsValue(text, 'hopguard_decisions_total{decision="allow",reason="granted",enforced="true"}')).toBe(3);
   });
 
-  it('a fraction keeps about that share of allows, decided by request id (same id, same choice)', () => {
+  it('a fraction keeps about that share of allows, decided by request id and key (same id and key, same choice)', () => {
     const n = 4000;
     const outcomes = Array.from({ length: n }, () => ALLOW);
     const a = run(0.25, outcomes, (i) => `req-${i}`);
@@ -179,7 +182,8 @@ describe('sampling (events.sample_allow)', () => {
     // Another sidecar seeing the same request ids keeps exactly the same requests.
     const b = run(0.25, outcomes, (i) => `req-${i}`);
     expect(b.sink.events().map((e) => e.request_id)).toEqual(a.sink.events().map((e) => e.request_id));
-    for (const e of a.sink.events()) expect(sampleHash(e.request_id as string)).toBeLessThan(0.25);
+    const sampler = new RequestSampler(KEY);
+    for (const e of a.sink.events()) expect(sampler.fraction(e.request_id as string)).toBeLessThan(0.25);
   });
 
   it('without a request id the choice is random (injected)', () => {
