@@ -109,3 +109,22 @@ export const DENY_MESSAGE: Readonly<Record<DenyReason, string>> = Object.freeze(
 export function isReasonCode(s: string): s is ReasonCode {
   return Object.hasOwn(DENY_STATUS, s) || (ALLOW_REASONS as readonly string[]).includes(s);
 }
+
+/**
+ * The one 503 reason `mode: dry-run` still only observes: the issuer's keys cannot be had.
+ * Finding that out without breaking traffic is what a dry-run rollout is for, and like a
+ * bad signature it is a verdict about the token that could not be verified.
+ */
+const DRY_RUN_OBSERVED_503: ReadonlySet<string> = new Set<DenyReason>(['keys_unavailable']);
+
+/**
+ * Whether a deny with this reason is enforced in `mode: dry-run` too. Dry-run answers allow
+ * for decisions about the request and its token (every 401 and 403); it never turns into an
+ * allow hopguard's own faults or a safeguard the route requires before allowing — every 503
+ * reason (`internal_error`, a replay or audit store that is unavailable, any 503 added
+ * later) except `keys_unavailable`. A reason outside the table is enforced (fail closed).
+ */
+export function enforcedInDryRun(reason: string): boolean {
+  if (!Object.hasOwn(DENY_STATUS, reason)) return !(ALLOW_REASONS as readonly string[]).includes(reason);
+  return DENY_STATUS[reason as DenyReason] === 503 && !DRY_RUN_OBSERVED_503.has(reason);
+}
