@@ -22,7 +22,7 @@ import { CALLER, WORKLOAD } from '../../helpers/tokens.js';
 
 const KEY_A = 'fleet-key-A-0123456789abcdef';
 const KEY_B = 'fleet-key-B-0123456789abcdef';
-const ALLOW: Outcome = { decision: { allow: true, reason: 'granted', status: 200 }, enforced: true, audit: {} } as Outcome;
+const ALLOW: Outcome = { decision: { allow: true, reason: 'granted', status: 200 }, enforced: true, audit: {} };
 
 /** What the sampling used to be: FNV-1a of the request id, which anyone can compute. */
 function unkeyedFnv(s: string): number {

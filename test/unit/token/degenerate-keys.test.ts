@@ -204,7 +204,7 @@ describe('degenerate public keys: EC points (held by hopguard even where the run
       const k = ec('P-256');
       return { ...k, kid: 'p256-long', y: Buffer.concat([Buffer.from([0]), Buffer.from(k.y as string, 'base64url')]).toString('base64url') };
     }, /32 bytes/],
-    ['P-256 without y', () => ({ ...ec('P-256'), kid: 'p256-noy', y: undefined }) as JWK, /32 bytes/],
+    ['P-256 without y', () => ({ ...ec('P-256'), kid: 'p256-noy', y: undefined }), /32 bytes/],
   ])('%s: refused at load', (_name, jwk, problem) => {
     expectRefused(JSON.parse(JSON.stringify(jwk())) as JWK, problem);
   });
