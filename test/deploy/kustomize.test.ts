@@ -383,6 +383,7 @@ describe('deploy/base: plain Envoy sidecar', () => {
         'HopguardExtAuthzTimeouts',
         'HopguardFailOpen',
         'HopguardInternalErrors',
+        'HopguardIssuerKeyRefused',
         'HopguardJwksKeysExpiring',
         'HopguardJwksRefreshFailing',
         'HopguardKeysUnavailable',
