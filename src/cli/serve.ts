@@ -1,5 +1,6 @@
 import { formatIssues } from '../config/issues.js';
 import { loadConfigFile } from '../config/load.js';
+import { fileReader, terminateIfReadsStuck } from '../lib/bounded-read.js';
 import { serveUntilStopped } from '../runtime/serve.js';
 import { Logger } from '../telemetry/log.js';
 import { parse, required, type Io } from './flags.js';
@@ -24,6 +25,9 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   // an invalid one is rejected and the running config keeps serving (SPEC §4).
   const logger = new Logger(loaded.config.log.level);
   await serveUntilStopped(loaded.config, { logger, configFile: file, reloadOnSighup: true });
+  const stuck = fileReader.stuck();
+  if (stuck > 0) logger.warn('file reads stuck in the kernel: ending the process with SIGTERM', { stuck });
+  if (terminateIfReadsStuck()) return 0;
   setTimeout(() => process.exit(0), EXIT_BACKSTOP_MS).unref();
   return 0;
 }

@@ -220,3 +220,16 @@ function kindOf(st: { isDirectory(): boolean; isFIFO(): boolean; isSocket(): boo
  * of module state here (every file named by configuration is read through it).
  */
 export const fileReader = new BoundedFileReader();
+
+/**
+ * After a clean stop: Node's exit (natural or process.exit) waits for every libuv pool
+ * thread, so with a read stuck in the kernel it would never return. Then the process ends
+ * itself with SIGTERM's default action (exit status 143; what Kubernetes asked for anyway)
+ * and this returns true. False, doing nothing, when no read is stuck.
+ */
+export function terminateIfReadsStuck(reader: BoundedFileReader = fileReader): boolean {
+  if (reader.stuck() === 0) return false;
+  process.removeAllListeners('SIGTERM');
+  process.kill(process.pid, 'SIGTERM');
+  return true;
+}

@@ -16,6 +16,8 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { BoundedFileReader, BoundedReadError, libuvPoolSize } from '../../../src/lib/bounded-read.js';
 import { generateIssuerKeys, signToken, type IssuerKeys } from '../../helpers/tokens.js';
 
@@ -173,5 +175,45 @@ describe('hung files: time and the libuv pool (a read stuck in the kernel, simul
     const r = track(reader.read(fifo(), { maxBytes: 1024, timeoutMs: 60_000, signal: ac.signal }));
     setTimeout(() => ac.abort(), 50);
     expect(await codeOf(r)).toBe('aborted');
+  });
+});
+
+describe('hung files: ending the process', () => {
+  const DIST = fileURLToPath(new URL('../../../dist/lib/bounded-read.js', import.meta.url));
+
+  /** A child whose read is stuck in the kernel, then ends as `how` says; its exit, or 'hung' after 5 s. */
+  function child(how: 'terminateIfReadsStuck' | 'process.exit'): Promise<{ code: number | null; signal: string | null } | 'hung'> {
+    const f = path.join(dir, `child-fifo-${fifoCount++}`);
+    execFileSync('mkfifo', [f]);
+    const script = `
+      import { constants } from 'node:fs';
+      import { open } from 'node:fs/promises';
+      const { BoundedFileReader, terminateIfReadsStuck } = await import(${JSON.stringify(DIST)});
+      const reader = new BoundedFileReader({ open: (p) => open(p, constants.O_RDONLY) });
+      await reader.read(${JSON.stringify(f)}, { maxBytes: 10, timeoutMs: 100 }).catch(() => {});
+      process.on('SIGTERM', () => {}); // a server's handler, still installed
+      if (${JSON.stringify(how)} === 'process.exit') process.exit(0);
+      else if (!terminateIfReadsStuck(reader)) process.exit(0);
+    `;
+    const c = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'ignore' });
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        c.kill('SIGKILL');
+        resolve('hung');
+      }, 5_000);
+      c.on('exit', (code, signal) => {
+        clearTimeout(timer);
+        resolve(signal === 'SIGKILL' ? 'hung' : { code, signal });
+      });
+    });
+  }
+
+  it('with a read stuck in the kernel Node cannot exit normally; terminateIfReadsStuck ends it with SIGTERM', async () => {
+    expect(await child('process.exit')).toBe('hung');
+    expect(await child('terminateIfReadsStuck')).toEqual({ code: null, signal: 'SIGTERM' });
+  }, 20_000);
+
+  it('nothing stuck: terminateIfReadsStuck does nothing', () => {
+    expect(new BoundedFileReader().stuck()).toBe(0);
   });
 });
