@@ -10,7 +10,7 @@
  * test releases its FIFOs (a process with a blocked pool thread cannot exit).
  */
 import { execFileSync } from 'node:child_process';
-import { constants, openSync, closeSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -19,49 +19,29 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { BoundedFileReader, BoundedReadError, libuvPoolSize } from '../../../src/lib/bounded-read.js';
+import { Fifos } from '../../helpers/fifo.js';
 import { generateIssuerKeys, signToken, type IssuerKeys } from '../../helpers/tokens.js';
 
 let dir: string;
 let keys: IssuerKeys;
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'hopguard-hung-'));
+  fifos = new Fifos(dir);
   keys = await generateIssuerKeys();
   return () => rmSync(dir, { recursive: true, force: true });
 });
 
+let fifos: Fifos;
 let fifoCount = 0;
-const fifos: string[] = [];
-function fifo(): string {
-  const p = path.join(dir, `fifo-${fifoCount++}`);
-  execFileSync('mkfifo', [p]);
-  fifos.push(p);
-  return p;
-}
+const fifo = (): string => fifos.make();
 
 /** Like a hung mount: open(2) blocks in the pool until a writer opens the FIFO. */
 const blockingOpen = (p: string) => open(p, constants.O_RDONLY);
 
-/** Opens a writer on every FIFO with a blocked reader until `settled` (readers that start later included). */
-async function releaseFifos(settled: Promise<unknown>): Promise<void> {
-  let done = false;
-  void settled.finally(() => (done = true));
-  while (!done) {
-    for (const f of fifos) {
-      try {
-        closeSync(openSync(f, constants.O_WRONLY | constants.O_NONBLOCK));
-      } catch {
-        // ENXIO: nobody is reading it (yet)
-      }
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 const pending: Promise<unknown>[] = [];
 afterEach(async () => {
-  const all = Promise.allSettled(pending.splice(0));
-  await releaseFifos(all);
-  fifos.splice(0);
+  await fifos.release(Promise.allSettled(pending.splice(0)));
+  fifos.forget();
 });
 
 function track<T>(p: Promise<T>): Promise<T> {
