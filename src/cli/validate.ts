@@ -25,7 +25,7 @@ export async function validateCommand(argv: string[], io: Io): Promise<number> {
   for (const [n, issuer] of loaded.config.issuers.entries()) {
     if (issuer.jwks_file === undefined) continue;
     const key = `issuers[${n}].jwks_file`;
-    const r = await checkKeyFile(issuer.jwks_file, issuer.max_jwks_bytes);
+    const r = await checkKeyFile(issuer.jwks_file, issuer.max_jwks_bytes, issuer.fetch_timeout);
     if (!r.ok) {
       const what = r.stage === 'read' ? 'cannot read JWKS' : 'invalid JWKS';
       problems.push({ key, message: `${what} ${issuer.jwks_file}: ${r.problem}` });

@@ -109,6 +109,8 @@ export const DEFAULTS = Object.freeze({
 export const LIMITS = Object.freeze({
   /** Largest config file read (a Kubernetes ConfigMap cannot exceed 1 MiB either). */
   config_max_bytes: 1024 * 1024,
+  /** Longest a config file read may take (start-up, every reload): a file on a hung mount. */
+  config_read_timeout_ms: 5_000,
   /** YAML alias expansions allowed while building the config (alias-bomb guard). */
   yaml_max_alias_count: 100,
   token_max_bytes: 1024 * 1024,

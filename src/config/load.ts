@@ -6,8 +6,8 @@
  *      never inject YAML structure and is never expanded twice;
  *   3. validate with the one schema (schema.ts).
  */
-import { readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { BoundedReadError, fileReader } from '../lib/bounded-read.js';
 import { parseDocument, type YAMLError } from 'yaml';
 import { LIMITS } from './defaults.js';
 import { describeValue, formatPath, type ConfigIssue } from './issues.js';
@@ -69,20 +69,33 @@ export async function loadConfigFile(
   path: string,
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): Promise<ConfigResult> {
-  let text: string;
+  const read = await readConfigText(path);
+  if ('error' in read) return fail('(file)', read.error);
+  return parseConfig(read.text, { env, source: path, baseDir: dirname(path) });
+}
+
+/**
+ * Reads a config file (through symlinks) by the process's bounded reader
+ * (src/lib/bounded-read.ts): a regular file only (a FIFO or device is refused at once, never
+ * a blocked thread), at most LIMITS.config_max_bytes whatever stat says, within
+ * LIMITS.config_read_timeout_ms. Used at start-up and by every reload.
+ */
+export async function readConfigText(file: string): Promise<{ text: string } | { error: string }> {
+  let bytes: Uint8Array;
   try {
-    // stat first: refuse directories, devices and oversized files before reading them.
-    const st = await stat(path);
-    if (!st.isFile()) return fail('(file)', `${path} is not a regular file`);
-    if (st.size > LIMITS.config_max_bytes) {
-      return fail('(file)', `${path} is larger than ${LIMITS.config_max_bytes} bytes`);
-    }
-    text = await readFile(path, 'utf8');
+    bytes = await fileReader.read(file, { maxBytes: LIMITS.config_max_bytes, timeoutMs: LIMITS.config_read_timeout_ms });
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    return fail('(file)', `cannot read ${path}: ${err.code ?? err.message}`);
+    if (!(e instanceof BoundedReadError)) return { error: `cannot read ${file}: error` };
+    switch (e.code) {
+      case 'not_regular':
+        return { error: `${file} is not a regular file` };
+      case 'too_large':
+        return { error: `${file} is larger than ${LIMITS.config_max_bytes} bytes` };
+      default: // ENOENT, EACCES…; a timeout
+        return { error: `cannot read ${file}: ${e.message}` };
+    }
   }
-  return parseConfig(text, { env, source: path, baseDir: dirname(path) });
+  return { text: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8') };
 }
 
 function fail(key: string, message: string): ConfigResult {

@@ -3,12 +3,10 @@
  * file), built on the shared path watcher (src/lib/path-watcher.ts), which explains how
  * Kubernetes' symlink swap is followed.
  */
-import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { PathWatcher } from '../lib/path-watcher.js';
 import type { Timers } from '../lib/timers.js';
-import { LIMITS } from './defaults.js';
-import { parseConfig, type ConfigResult } from './load.js';
+import { parseConfig, readConfigText, type ConfigResult } from './load.js';
 
 export interface ConfigWatcherOptions {
   readonly file: string;
@@ -107,22 +105,5 @@ export class ConfigWatcher {
       // The consumer reports its own failures.
     }
     return true;
-  }
-}
-
-/** Reads a config file with the same limits as loadConfigFile (follows symlinks). */
-export async function readConfigText(file: string): Promise<{ text: string } | { error: string }> {
-  try {
-    const st = await stat(file);
-    if (!st.isFile()) return { error: `${file} is not a regular file` };
-    if (st.size > LIMITS.config_max_bytes) return { error: `${file} is larger than ${LIMITS.config_max_bytes} bytes` };
-    const text = await readFile(file, 'utf8');
-    if (Buffer.byteLength(text, 'utf8') > LIMITS.config_max_bytes) {
-      return { error: `${file} is larger than ${LIMITS.config_max_bytes} bytes` };
-    }
-    return { text };
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    return { error: `cannot read ${file}: ${err.code ?? err.message}` };
   }
 }

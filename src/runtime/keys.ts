@@ -33,7 +33,7 @@ export function keySourceFor(i: IssuerConfig, clock: Clock, hooks: KeySourceHook
     timers: hooks.timers,
   };
   if (i.jwks_file !== undefined) {
-    return new FileKeySource({ ...common, path: i.jwks_file, maxBytes: i.max_jwks_bytes, watch: true });
+    return new FileKeySource({ ...common, path: i.jwks_file, maxBytes: i.max_jwks_bytes, timeoutMs: i.fetch_timeout, watch: true });
   }
   return new HttpKeySource({
     ...common,
@@ -58,10 +58,10 @@ export type KeyFileCheck =
  * document reader (token/jwks.ts parseJwksDocument: the strict JSON of tokens — no duplicate
  * members, no BOM, valid UTF-8… — then the key checks).
  */
-export async function checkKeyFile(file: string, maxBytes: number): Promise<KeyFileCheck> {
+export async function checkKeyFile(file: string, maxBytes: number, timeoutMs: number): Promise<KeyFileCheck> {
   let bytes: Uint8Array;
   try {
-    bytes = await readJwksFile(file, maxBytes, new AbortController().signal);
+    bytes = await readJwksFile(file, maxBytes, timeoutMs, new AbortController().signal);
   } catch (err) {
     // The OS's own words for a file that cannot be read (ENOENT: no such file…), ours for the size.
     const cause = err instanceof KeySourceError && err.code === 'read_failed' ? err.cause : err;

@@ -49,6 +49,8 @@ export interface FileKeySourceOptions extends RefreshingSourceOptions {
   readonly path: string;
   /** Largest accepted file: `max_jwks_bytes` (its default is config's, src/config/defaults.ts). */
   readonly maxBytes: number;
+  /** Longest a read may take: the issuer's `fetch_timeout` (a file on a hung mount is a slow server). */
+  readonly timeoutMs: number;
   /**
    * Watch the file's directory (safe for Kubernetes' symlink swap) and re-check on every
    * event; `refreshIntervalMs` is then the fallback re-check period. Default false.
@@ -66,6 +68,7 @@ export interface FileKeySourceOptions extends RefreshingSourceOptions {
 export class FileKeySource extends RefreshingKeySource {
   private readonly path: string;
   private maxBytes: number;
+  private timeoutMs: number;
   private readonly watcher: PathWatcher | undefined;
   /** Bytes of the last version read (valid or not); undefined after a read failure. */
   private lastSeen: Uint8Array | undefined;
@@ -75,6 +78,7 @@ export class FileKeySource extends RefreshingKeySource {
     super({ ...opts, maxStaleMs: undefined });
     this.path = opts.path;
     this.maxBytes = opts.maxBytes;
+    this.timeoutMs = opts.timeoutMs;
     this.watcher = opts.watch
       ? new PathWatcher(opts.path, {
           onChange: () => void this.checkForChange(),
@@ -96,6 +100,7 @@ export class FileKeySource extends RefreshingKeySource {
 
   override reconfigure(t: SourceTuning): void {
     if (t.maxBytes !== undefined) this.maxBytes = t.maxBytes;
+    if (t.timeoutMs !== undefined) this.timeoutMs = t.timeoutMs;
     super.reconfigure({ ...t, maxStaleMs: undefined });
   }
 
@@ -147,7 +152,7 @@ export class FileKeySource extends RefreshingKeySource {
   }
 
   private read(signal: AbortSignal): Promise<Uint8Array> {
-    return readJwksFile(this.path, this.maxBytes, signal);
+    return readJwksFile(this.path, this.maxBytes, this.timeoutMs, signal);
   }
 }
 

@@ -302,7 +302,7 @@ delegation: { trusted_domains: [prod.example.org] }
     expect(r.ok ? [] : r.errors).toEqual([{ key: '(file)', message: `${path.join(dir, 'conf')} is not a regular file` }]);
   });
 
-  test('an oversized file → (file), without reading it', async () => {
+  test('an oversized file → (file), reading no more than the limit + 1 bytes', async () => {
     const p = path.join(dir, 'big.yaml');
     await writeFile(p, `# ${'x'.repeat(1024 * 1024 + 1)}\n`);
     const r = await loadConfigFile(p, {});

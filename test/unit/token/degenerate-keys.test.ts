@@ -238,7 +238,7 @@ describe('degenerate public keys: the set and its refreshes', () => {
       const bad = rsaJwk(1n, 'rsa-e1');
       await writeFile(file, JSON.stringify({ keys: [good, bad] }));
       const reports: RefreshResult[] = [];
-      const src = new FileKeySource({ path: file, maxBytes: 1 << 20, cooldownMs: 30_000, onRefresh: (r) => reports.push(r) });
+      const src = new FileKeySource({ path: file, maxBytes: 1 << 20, timeoutMs: 5_000, cooldownMs: 30_000, onRefresh: (r) => reports.push(r) });
       await src.start();
       expect(reports.at(-1)).toMatchObject({ ok: true, kids: [good.kid], rejected: [{ index: 1, kid: 'rsa-e1' }] });
       expect(await src.lookup('rsa-e1', 'RS256')).toEqual({ status: 'unknown' });

@@ -475,6 +475,7 @@ describe('FileKeySource: change detection', () => {
     const src = new FileKeySource({
       path: file,
       maxBytes: MAX_JWKS_BYTES,
+      timeoutMs: 5_000,
       cooldownMs: COOLDOWN,
       now: clock.now,
       timers,
@@ -593,6 +594,7 @@ describe('FileKeySource: change detection', () => {
     const src = new FileKeySource({
       path: vol.file,
       maxBytes: MAX_JWKS_BYTES,
+      timeoutMs: 5_000,
       cooldownMs: COOLDOWN,
       now: () => 0,
       onRefresh: (r) => reports.push(r),

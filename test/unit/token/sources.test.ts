@@ -413,7 +413,7 @@ describe('FileKeySource', () => {
     const file = path.join(dir, 'rotate.json');
     await writeFile(file, JSON.stringify(keys.jwks));
     const clock = manualClock();
-    const src = new FileKeySource({ path: file, maxBytes: DEFAULTS.issuer.max_jwks_bytes, cooldownMs: COOLDOWN, now: clock.now });
+    const src = new FileKeySource({ path: file, maxBytes: DEFAULTS.issuer.max_jwks_bytes, timeoutMs: DEFAULTS.issuer.fetch_timeout, cooldownMs: COOLDOWN, now: clock.now });
     await src.start();
     expect(await src.lookup(keys.es256.kid, 'ES256')).toMatchObject({ status: 'found' });
 
@@ -428,7 +428,7 @@ describe('FileKeySource', () => {
   it('a missing file leaves the source unavailable until the file appears', async () => {
     const file = path.join(dir, 'later.json');
     const clock = manualClock();
-    const src = new FileKeySource({ path: file, maxBytes: DEFAULTS.issuer.max_jwks_bytes, cooldownMs: COOLDOWN, now: clock.now });
+    const src = new FileKeySource({ path: file, maxBytes: DEFAULTS.issuer.max_jwks_bytes, timeoutMs: DEFAULTS.issuer.fetch_timeout, cooldownMs: COOLDOWN, now: clock.now });
     await src.start();
     expect(src.ready()).toBe(false);
     expect(await src.lookup(keys.es256.kid, 'ES256')).toMatchObject({ status: 'unavailable' });
@@ -442,7 +442,7 @@ describe('FileKeySource', () => {
     const file = path.join(dir, 'bad.json');
     await writeFile(file, JSON.stringify(keys.jwks));
     const clock = manualClock();
-    const src = new FileKeySource({ path: file, cooldownMs: COOLDOWN, now: clock.now, maxBytes: 4096 });
+    const src = new FileKeySource({ path: file, cooldownMs: COOLDOWN, now: clock.now, maxBytes: 4096, timeoutMs: DEFAULTS.issuer.fetch_timeout });
     await src.start();
     await writeFile(file, '{"keys": [');
     clock.advance(COOLDOWN);
