@@ -115,7 +115,7 @@ export function isReasonCode(s: string): s is ReasonCode {
  * Finding that out without breaking traffic is what a dry-run rollout is for, and like a
  * bad signature it is a verdict about the token that could not be verified.
  */
-const DRY_RUN_OBSERVED_503: ReadonlySet<string> = new Set<DenyReason>(['keys_unavailable']);
+const DRY_RUN_OBSERVED_503: readonly string[] = Object.freeze(['keys_unavailable'] satisfies DenyReason[]);
 
 /**
  * Whether a deny with this reason is enforced in `mode: dry-run` too. Dry-run answers allow
@@ -126,5 +126,5 @@ const DRY_RUN_OBSERVED_503: ReadonlySet<string> = new Set<DenyReason>(['keys_una
  */
 export function enforcedInDryRun(reason: string): boolean {
   if (!Object.hasOwn(DENY_STATUS, reason)) return !(ALLOW_REASONS as readonly string[]).includes(reason);
-  return DENY_STATUS[reason as DenyReason] === 503 && !DRY_RUN_OBSERVED_503.has(reason);
+  return DENY_STATUS[reason as DenyReason] === 503 && !DRY_RUN_OBSERVED_503.includes(reason);
 }

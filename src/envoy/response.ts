@@ -1,4 +1,4 @@
-import { DENY_MESSAGE, DENY_STATUS, type DenyReason } from '../core/reasons.js';
+import { DENY_MESSAGE, DENY_STATUS, enforcedInDryRun, type DenyReason } from '../core/reasons.js';
 import type { Audit, HopRequest, Outcome, SharedAnswers } from '../core/types.js';
 import { preEncodeCheckResponse, preEncodeHeaderOption, preEncodeOk } from './encode.js';
 import type { CheckResponseMsg, HeaderValueOptionMsg, OkHttpResponseMsg, StructMsg, StructValueMsg } from './proto.js';
@@ -38,9 +38,10 @@ export interface ResponseOptions {
 export function toCheckResponse(outcome: Outcome, req: HopRequest, opts: ResponseOptions): CheckResponseMsg {
   const { decision, audit } = outcome;
   // Strict checks so a malformed outcome fails closed: only `true` allows, only an
-  // explicit `false` means dry-run.
+  // explicit `false` means dry-run, and never for a fault (the authorizer already says so;
+  // this holds whoever built the outcome).
   const allowed = decision.allow === true;
-  const enforced = outcome.enforced !== false;
+  const enforced = outcome.enforced !== false || (!allowed && enforcedInDryRun(decision.reason));
 
   // Dry-run: the real decision is logged and counted, the response is always allow.
   if (allowed || !enforced) {

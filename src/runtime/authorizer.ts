@@ -3,6 +3,7 @@ import { decide } from '../core/decide.js';
 import { allow, deny } from '../core/decision.js';
 import type { TokenDerived } from '../core/derived.js';
 import type { PathPattern } from '../core/path.js';
+import { enforcedInDryRun } from '../core/reasons.js';
 import { isExempt, selectToken } from '../core/select.js';
 import type { Audit, DecideMemo, Decision, HopRequest, Outcome, Policy } from '../core/types.js';
 import { BoundedMemo } from '../lib/memo.js';
@@ -190,7 +191,13 @@ export class Authorizer {
   }
 
   /** `derived`: the token's slot, so the adapter can share its answers (src/envoy/response.ts). */
+  /**
+   * Dry-run answers allow for decisions about the request and its token, never for a fault
+   * or a safeguard the route requires (enforcedInDryRun: every 503 reason but
+   * keys_unavailable). Enforce mode: always enforced, decided by the first operand.
+   */
   private outcome(decision: Decision, audit: Audit, derived: TokenDerived | undefined): Outcome {
-    return { decision, enforced: this.enforced, audit, derived };
+    const enforced = this.enforced || (decision.allow !== true && enforcedInDryRun(decision.reason));
+    return { decision, enforced, audit, derived };
   }
 }

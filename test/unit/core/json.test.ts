@@ -37,7 +37,8 @@ describe('own', () => {
 });
 
 describe('the differences, resolved towards the strict definition', () => {
-  const key = { kty: 'EC', crv: 'P-256', x: 'AAAA', y: 'AAAA', kid: 'k1', use: 'sig' };
+  // A real P-256 point (examples/jwks.json): a made-up one is refused by the key checks.
+  const key = { kty: 'EC', crv: 'P-256', x: 'QWNoPVnMGI21b5NEhSRnMyqEZf-SO6Gkqb08UFTycOk', y: 'DE8r9FAYlLStZB9MiR5PQOXIIFf6IFCJfCVVUH-Iie8', kid: 'k1', use: 'sig' };
 
   it('a JWKS document that is not a JSON object is rejected as such (was: accepted as an object without keys)', () => {
     for (const doc of [new Date(0), new Map([['keys', [key]]]), Object.create({ keys: [key] }) as object]) {
