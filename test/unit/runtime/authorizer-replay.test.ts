@@ -4,40 +4,20 @@
  * fail-closed answer of a full store.
  */
 import { describe, expect, it } from 'vitest';
-import { Authorizer, REPLAY_ROUTE_KEY, replayApplies, type TokenVerifierLike } from '../../../src/runtime/authorizer.js';
+import { Authorizer, REPLAY_ROUTE_KEY, replayApplies } from '../../../src/runtime/authorizer.js';
 import { DENY_STATUS, type DenyReason } from '../../../src/core/reasons.js';
 import type { Decision, HopRequest, Policy } from '../../../src/core/types.js';
 import { ReplayStore } from '../../../src/token/replay.js';
-import type { VerifyResult } from '../../../src/token/types.js';
 import { policy } from '../../helpers/core.js';
-import { CALLER, issuerPolicy, NOW_MS, NOW_S, validClaims } from '../../helpers/tokens.js';
-import { hopRequest } from '../../../src/core/request.js';
+import { NOW_MS } from '../../helpers/tokens.js';
 import { missingRows } from '../../helpers/reasons.js';
+import { JTI_ISSUER, jtiRequest, jtiVerifier } from '../../helpers/jti-tokens.js';
 
 const POLICY: Policy = policy({ exempt: [] });
-const ISSUER = issuerPolicy(); // clock_skew 10 s, max_lifetime 300 s
+const ISSUER = JTI_ISSUER;
 
-/** A verifier that "verifies" the token text `jti:<jti>` as validClaims({ jti }). */
-const verifier: TokenVerifierLike = {
-  verify(token: string): Promise<VerifyResult> {
-    const payload = validClaims({ jti: token.slice('jti:'.length), iat: NOW_S, exp: NOW_S + 120 });
-    return Promise.resolve({ ok: true, token: { header: { alg: 'ES256', typ: 'delegation+jwt', kid: 'k' }, payload, issuer: ISSUER } });
-  },
-};
-
-function req(jti: string, ext: Record<string, string> = {}): HopRequest {
-  return hopRequest({
-    method: 'POST',
-    path: '/v1/ledger/entries',
-    tokenFromHeaders: [`jti:${jti}`],
-    tokenFromHeaderMap: [],
-    caller: CALLER,
-    callerCertificate: undefined,
-    contextExtensions: ext,
-    requestId: 'r',
-    traceId: '',
-  });
-}
+const verifier = jtiVerifier;
+const req = jtiRequest;
 
 function setup(opts: { byDefault?: boolean; store?: boolean; max?: number } = {}) {
   const clock = { ms: NOW_MS };

@@ -13,32 +13,12 @@ import { Authorizer, type TokenVerifierLike } from '../../../src/runtime/authori
 import { ReplayStore } from '../../../src/token/replay.js';
 import type { VerifyResult } from '../../../src/token/types.js';
 import { policy } from '../../helpers/core.js';
-import { CALLER, issuerPolicy, NOW_MS, NOW_S, validClaims } from '../../helpers/tokens.js';
+import { jtiRequest, jtiVerifier } from '../../helpers/jti-tokens.js';
+import { NOW_MS } from '../../helpers/tokens.js';
 
-const ISSUER = issuerPolicy();
 const DRY: Policy = policy({ exempt: [], mode: 'dry-run' });
-
-function verified(jti: string): VerifyResult {
-  const payload = validClaims({ jti, iat: NOW_S, exp: NOW_S + 120 });
-  return { ok: true, token: { header: { alg: 'ES256', typ: 'delegation+jwt', kid: 'k' }, payload, issuer: ISSUER } };
-}
-
-/** "Verifies" `jti:<x>` as a valid token with that jti; other behaviours by injection. */
-const good: TokenVerifierLike = { verify: (t) => Promise.resolve(verified(t.slice('jti:'.length))) };
-
-function req(jti: string, ext: Record<string, string> = {}): HopRequest {
-  return hopRequest({
-    method: 'POST',
-    path: '/v1/ledger/entries',
-    tokenFromHeaders: [`jti:${jti}`],
-    tokenFromHeaderMap: [],
-    caller: CALLER,
-    callerCertificate: undefined,
-    contextExtensions: ext,
-    requestId: 'r',
-    traceId: '',
-  });
-}
+const good = jtiVerifier;
+const req = jtiRequest;
 
 function authorizer(opts: { verifier?: TokenVerifierLike; replay?: ReplayStore | null; byDefault?: boolean; policy?: Policy } = {}) {
   const replay = opts.replay === null ? undefined : (opts.replay ?? new ReplayStore(100, () => NOW_MS));
