@@ -10,10 +10,20 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { ALL_REASONS, isReasonCode, type ReasonCode } from '../core/reasons.js';
 import { REFRESH_RESULTS, type RefreshResultCode } from '../token/key-source-results.js';
+import { REPLAY_OP_RESULTS, type ReplayOpResult } from '../replay/store.js';
 
 /** Latency buckets in seconds: 50 µs … 250 ms (a verified-and-cached Check is ~100 µs). */
 export const CHECK_DURATION_BUCKETS: readonly number[] = Object.freeze([
   0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+]);
+
+/**
+ * Replay store operations in seconds: 25 µs … 1 s (the in-memory store answers in
+ * microseconds, Redis on the pod network in about a millisecond, and `replay.redis.timeout`
+ * — 50 ms by default — bounds every answer that is not a timeout).
+ */
+export const REPLAY_STORE_DURATION_BUCKETS: readonly number[] = Object.freeze([
+  0.000025, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
 ]);
 
 /** The issuer label for anything that is not a configured issuer. */
@@ -173,6 +183,10 @@ export class Metrics implements DecisionMetrics {
   private readonly eventsSampledOut: Counter<never>;
   private readonly eventsBufferedGauge: Gauge<'sink'>;
   private readonly checksRefused: Counter<'limit'>;
+  private readonly replayOps: Counter<'result'>;
+  /** Per REPLAY_OP_RESULTS entry, in its order: one addition per replay-protected Check. */
+  private readonly replayOpCounts: readonly PendingCount[];
+  private readonly replayDuration: DurationHistogram;
   private issuerSet: ReadonlySet<string>;
   /**
    * Decision counts by reason, then [deny/allow × dry-run/enforced] (no string built per
@@ -277,6 +291,29 @@ export class Metrics implements DecisionMetrics {
       registers,
     });
     this.checksRefused.inc({ limit: 'max_headers' }, 0);
+    // SPEC §9. Counted for whichever store is configured (memory or redis).
+    const replayCounts: PendingCount[] = [];
+    this.replayOps = new Counter({
+      name: 'hopguard_replay_store_operations_total',
+      help: 'Replay store operations by result: first (a first use, recorded), replayed, error (store unreachable or erroring), timeout (no answer within replay.redis.timeout).',
+      labelNames: ['result'] as const,
+      registers,
+      collect: () => {
+        for (const c of replayCounts) c.flush();
+      },
+    });
+    for (const result of REPLAY_OP_RESULTS) {
+      const series = this.replayOps.labels(result);
+      series.inc(0);
+      replayCounts.push(new PendingCount(series));
+    }
+    this.replayOpCounts = replayCounts;
+    this.replayDuration = new DurationHistogram(
+      'hopguard_replay_store_duration_seconds',
+      'Time a replay-protected Check waited for the replay store (its answer, an error or the timeout).',
+      REPLAY_STORE_DURATION_BUCKETS,
+    );
+    registry.registerMetric(this.replayDuration as unknown as Parameters<Registry['registerMetric']>[0]);
     this.eventsSampledOut = new Counter({
       name: 'hopguard_events_sampled_out_total',
       help: 'Allow events not emitted because of events.sample_allow (not a loss).',
@@ -396,6 +433,14 @@ export class Metrics implements DecisionMetrics {
 
   tokenCacheLookup(result: CacheLookupResult): void {
     (result === 'hit' ? this.cacheHit : this.cacheMiss).inc();
+  }
+
+  // ---- replay store (SPEC §9) ------------------------------------------------------------
+
+  replayStoreOperation(result: ReplayOpResult, seconds: number): void {
+    const i = REPLAY_OP_RESULTS.indexOf(result);
+    (this.replayOpCounts[i] ?? (this.replayOpCounts[2] as PendingCount)).inc();
+    if (Number.isFinite(seconds) && seconds >= 0) this.replayDuration.observe(seconds);
   }
 
   // ---- keys -----------------------------------------------------------------------------

@@ -271,6 +271,29 @@ describe('keys, cache, reloads', () => {
   });
 });
 
+describe('replay store (SPEC §9)', () => {
+  it('counts operations by result, every result at 0 from the start, and their duration', async () => {
+    const x = m();
+    const zero = await series(x, 'hopguard_replay_store_operations_total');
+    expect([...zero]).toEqual(['first', 'replayed', 'error', 'timeout'].map((r) => [`hopguard_replay_store_operations_total{result="${r}"}`, 0]));
+    x.replayStoreOperation('first', 0.0004);
+    x.replayStoreOperation('first', 0.0006);
+    x.replayStoreOperation('replayed', 0.0003);
+    x.replayStoreOperation('error', 0);
+    x.replayStoreOperation('timeout', 0.05);
+    const c = await series(x, 'hopguard_replay_store_operations_total');
+    expect(c.get('hopguard_replay_store_operations_total{result="first"}')).toBe(2);
+    expect(c.get('hopguard_replay_store_operations_total{result="replayed"}')).toBe(1);
+    expect(c.get('hopguard_replay_store_operations_total{result="error"}')).toBe(1);
+    expect(c.get('hopguard_replay_store_operations_total{result="timeout"}')).toBe(1);
+    expect((await series(x, 'hopguard_replay_store_duration_seconds_count')).get('hopguard_replay_store_duration_seconds_count')).toBe(5);
+    const b = await series(x, 'hopguard_replay_store_duration_seconds_bucket');
+    expect(b.get('hopguard_replay_store_duration_seconds_bucket{le="0.0005"}')).toBe(3);
+    expect(b.get('hopguard_replay_store_duration_seconds_bucket{le="0.05"}')).toBe(5);
+    expect(b.get('hopguard_replay_store_duration_seconds_bucket{le="0.025"}')).toBe(4);
+  });
+});
+
 describe('hot-path counting (pending counts, DurationHistogram)', () => {
   /** The exposition of a prom-client Histogram and of ours, fed the same values in order. */
   async function both(values: readonly number[]): Promise<[string, string]> {
