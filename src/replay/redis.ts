@@ -24,14 +24,14 @@
  * Operational log lines (what broke, the redacted URL, how many similar lines were held
  * back) are rate-limited per fault kind. The URL's password is never logged.
  */
+import type * as RedisNamespace from '@redis/client';
 import type { RedisClientOptions } from '@redis/client';
 import { realTimers, type Timers } from '../config/watch.js';
-import type { Logger } from '../telemetry/log.js';
 import { backoff } from '../telemetry/http-sink.js';
 import type { RedisTarget } from './redis-url.js';
 import { replayDigest, replayFault, type ReplayAnswer, type ReplayFault, type ReplayFaultKind, type ReplayObserver, type ReplayStore } from './store.js';
 
-type RedisModule = typeof import('@redis/client');
+type RedisModule = typeof RedisNamespace;
 type RedisClient = ReturnType<RedisModule['createClient']>;
 
 /**
@@ -40,6 +40,12 @@ type RedisClient = ReturnType<RedisModule['createClient']>;
  */
 export function loadRedisModule(): Promise<RedisModule> {
   return import('@redis/client');
+}
+
+/** Where operational lines go (telemetry's Logger fits). */
+export interface OpsLog {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
 }
 
 /** Named defaults of the connection supervisor (not config keys: see README). */
@@ -73,7 +79,7 @@ export interface RedisReplayStoreOptions {
   /** Per-command timeout, ms. */
   readonly timeoutMs: number;
   readonly tls?: RedisTlsFiles | undefined;
-  readonly log: Pick<Logger, 'info' | 'warn'>;
+  readonly log: OpsLog;
   readonly observe?: ReplayObserver | undefined;
   /** Timers for back-off, connect deadlines and command timeouts. Default: real, unref'd. */
   readonly timers?: Timers | undefined;
@@ -168,7 +174,7 @@ export class RedisReplayStore implements ReplayStore {
       // Headroom over maxInFlight for the handshake; the store enforces maxInFlight itself.
       commandsQueueMaxLength: this.maxInFlight + 16,
       commandOptions: { timeout: opts.timeoutMs },
-    } as RedisClientOptions;
+    };
   }
 
   /**

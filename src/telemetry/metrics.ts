@@ -438,8 +438,7 @@ export class Metrics implements DecisionMetrics {
   // ---- replay store (SPEC §9) ------------------------------------------------------------
 
   replayStoreOperation(result: ReplayOpResult, seconds: number): void {
-    const i = REPLAY_OP_RESULTS.indexOf(result);
-    (this.replayOpCounts[i] ?? (this.replayOpCounts[2] as PendingCount)).inc();
+    this.replayOpCounts[REPLAY_OP_RESULTS.indexOf(result)]?.inc();
     if (Number.isFinite(seconds) && seconds >= 0) this.replayDuration.observe(seconds);
   }
 

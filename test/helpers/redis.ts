@@ -151,7 +151,7 @@ export class RedisServer {
     const client = createClient({
       url: this.url(auth),
       socket: { reconnectStrategy: false, ...(this.pki !== undefined ? { ca: this.pki.caPem, ...this.clientTls() } : {}) },
-    } as Parameters<typeof createClient>[0]);
+    });
     client.on('error', () => {});
     await client.connect();
     try {

@@ -111,12 +111,14 @@ const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
   // The Envoy adapter.
   envoy: ['core', 'lib'],
   // Observes, never decides, never wires.
-  telemetry: ['core', 'lib', 'config', 'envoy', 'token', 'version.ts'],
+  // Replay stores (memory, Redis): stateful, I/O; used by the authorizer, wired by runtime.
+  replay: ['lib', 'config', 'telemetry'],
+  telemetry: ['core', 'lib', 'config', 'envoy', 'token', 'replay', 'version.ts'],
   'version.ts': [],
   // Engines, hosts and server lifecycles: wires everything below it.
-  runtime: ['core', 'lib', 'config', 'token', 'envoy', 'telemetry', 'version.ts'],
+  runtime: ['core', 'lib', 'config', 'token', 'envoy', 'telemetry', 'replay', 'version.ts'],
   // Flags and printing.
-  cli: ['core', 'lib', 'config', 'token', 'envoy', 'telemetry', 'runtime', 'version.ts'],
+  cli: ['core', 'lib', 'config', 'token', 'envoy', 'telemetry', 'replay', 'runtime', 'version.ts'],
   'main.ts': ['cli', 'version.ts'],
 };
 
