@@ -72,6 +72,14 @@ export function isMediaTypeName(s: string): boolean {
   return TYP_RE.test(s);
 }
 
+// eslint-disable-next-line no-control-regex -- control characters are what it finds
+const CONTROL_RE = /[\x00-\x1f\x7f]/;
+
+/** Contains a C0 control character or DEL. */
+export function hasControlCharacter(s: string): boolean {
+  return CONTROL_RE.test(s);
+}
+
 /** Non-empty, without whitespace or control characters. */
 export function hasNoSpace(s: string): boolean {
   return NO_SPACE_RE.test(s);

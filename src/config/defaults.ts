@@ -28,6 +28,8 @@ export type SupportedAlgorithm = (typeof SUPPORTED_ALGORITHMS)[number];
 export const MODES = Object.freeze(['enforce', 'dry-run'] as const);
 export const EVENT_SINKS = Object.freeze(['stdout', 'http'] as const);
 export const LOG_LEVELS = Object.freeze(['debug', 'info', 'warn', 'error'] as const);
+/** Where single-use tokens are recorded (SPEC §9): per process, or shared by every replica. */
+export const REPLAY_STORES = Object.freeze(['memory', 'redis'] as const);
 
 export const DEFAULTS = Object.freeze({
   listen: Object.freeze({
@@ -78,6 +80,12 @@ export const DEFAULTS = Object.freeze({
   replay: Object.freeze({
     enabled: false,
     max_entries: 100_000,
+    store: 'memory' as const,
+    redis: Object.freeze({
+      key_prefix: 'hopguard:replay:',
+      /** Per command: a replay-protected Check waits at most this for the store. */
+      timeout: 50,
+    }),
   }),
   /**
    * Bounds on one CheckRequest, enforced before any decision work (docs/SECURITY.md). Envoy's
@@ -125,6 +133,9 @@ export const LIMITS = Object.freeze({
   events_batch_size: 100_000,
   events_max_buffer: 10_000_000,
   replay_max_entries: 10_000_000,
+  /** A longer wait would outlast any sensible Envoy ext_authz timeout. */
+  replay_redis_timeout_max_ms: 10_000,
+  replay_key_prefix_max_chars: 256,
   /** A CheckRequest with Envoy's minimal attributes is ~1 KiB; bodies need more (with_request_body). */
   request_min_bytes: 4 * 1024,
   request_max_bytes: 64 * 1024 * 1024,

@@ -33,6 +33,16 @@ export function restartRequiredChanges(old: HopguardConfig, next: HopguardConfig
     // already seen); its size is fixed at creation.
     out.push('replay.max_entries');
   }
+  // The replay store is made once: switching it, or pointing it elsewhere, would start an
+  // empty memory of used tokens (each one already used could be accepted once more), and a
+  // running replica must never do that silently. A restart is the deliberate way. Only the
+  // per-command timeout applies in place.
+  if (old.replay.store !== next.replay.store) out.push('replay.store');
+  if (old.replay.store === 'redis' || next.replay.store === 'redis') {
+    for (const k of ['url', 'key_prefix', 'ca_file', 'cert_file', 'key_file'] as const) {
+      if (old.replay.redis[k] !== next.replay.redis[k]) out.push(`replay.redis.${k}`);
+    }
+  }
   return out;
 }
 

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import {
   discoveryIssuerProblem,
   exemptPathProblem,
+  hasControlCharacter,
   hasNoSpace,
   isHeaderName,
   isMediaTypeName,
@@ -18,10 +19,11 @@ import {
   splitHostPort,
   surroundingSpace,
 } from './checks.js';
-import { DEFAULTS, EVENT_SINKS, LIMITS, LOG_LEVELS, MODES, SUPPORTED_ALGORITHMS } from './defaults.js';
+import { DEFAULTS, EVENT_SINKS, LIMITS, LOG_LEVELS, MODES, REPLAY_STORES, SUPPORTED_ALGORITHMS } from './defaults.js';
 import { parseDuration } from './duration.js';
 import { describeValue, type ConfigIssue } from './issues.js';
 import { issueMessage, toConfigIssues } from './messages.js';
+import { parseRedisUrl } from './redis-url.js';
 import type { HopguardConfig } from './types.js';
 
 type Ctx = z.RefinementCtx;
@@ -157,7 +159,8 @@ const tokenShape = {
 };
 
 const issuerShape = {
-  issuer: exactString,
+  // No control characters: the shared replay store keys on iss NUL jti (SPEC §9).
+  issuer: exactString.refine((s) => !hasControlCharacter(s), { message: 'must not contain control characters', abort: true }),
   jwks_uri: httpUrl().optional(),
   jwks_file: nonEmpty.optional(),
   discovery: z.boolean().optional(),
@@ -263,9 +266,41 @@ const eventsShape = {
   sample_key: z.string().min(LIMITS.sample_key_min_chars).max(LIMITS.sample_key_max_chars).optional(),
 };
 
+/** `replay.redis.url`. Problems never echo the value: it may hold a password. */
+const redisUrl = z.string().superRefine((s, ctx) => {
+  const r = parseRedisUrl(s);
+  if (!r.ok) addIssue(ctx, r.problem);
+});
+
+const replayRedisShape = {
+  url: redisUrl.optional(),
+  key_prefix: z.string().max(LIMITS.replay_key_prefix_max_chars).default(D.replay.redis.key_prefix),
+  timeout: duration(1)
+    .refine((ms) => ms <= LIMITS.replay_redis_timeout_max_ms, {
+      message: `must be at most ${LIMITS.replay_redis_timeout_max_ms}ms: a Check waits this long for the store`,
+      abort: true,
+    })
+    .default(D.replay.redis.timeout),
+  ca_file: nonEmpty.optional(),
+  cert_file: nonEmpty.optional(),
+  key_file: nonEmpty.optional(),
+};
+
+const replayRedisSchema = z.strictObject(replayRedisShape).superRefine((r, ctx) => {
+  if ((r.cert_file === undefined) !== (r.key_file === undefined)) {
+    addIssue(ctx, 'cert_file and key_file go together', [r.cert_file === undefined ? 'cert_file' : 'key_file']);
+  }
+  const tlsFile = (['ca_file', 'cert_file', 'key_file'] as const).find((k) => r[k] !== undefined);
+  if (tlsFile !== undefined && r.url !== undefined && !r.url.startsWith('rediss:')) {
+    addIssue(ctx, 'only applies to a rediss:// (TLS) url', [tlsFile]);
+  }
+});
+
 const replayShape = {
   enabled: z.boolean().default(D.replay.enabled),
   max_entries: int(1, LIMITS.replay_max_entries).default(D.replay.max_entries),
+  store: z.enum(REPLAY_STORES).default(D.replay.store),
+  redis: replayRedisSchema.prefault({}),
 };
 
 const limitsShape = {
@@ -305,7 +340,12 @@ const rootShape = {
       }
     })
     .prefault({}),
-  replay: z.strictObject(replayShape).prefault({}),
+  replay: z
+    .strictObject(replayShape)
+    .superRefine((r, ctx) => {
+      if (r.store === 'redis' && r.redis.url === undefined) addIssue(ctx, 'required when replay.store is redis', ['redis', 'url']);
+    })
+    .prefault({}),
   limits: z.strictObject(limitsShape).prefault({}),
   log: z.strictObject(logShape).prefault({}),
   shutdown: z.strictObject(shutdownShape).prefault({}),
@@ -345,6 +385,7 @@ const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = Object.freeze({
   events: Object.keys(eventsShape),
   'events.http': Object.keys(eventsHttpShape),
   replay: Object.keys(replayShape),
+  'replay.redis': Object.keys(replayRedisShape),
   limits: Object.keys(limitsShape),
   log: Object.keys(logShape),
   shutdown: Object.keys(shutdownShape),
@@ -366,6 +407,8 @@ export function validateConfig(data: unknown, opts: ValidateOptions = {}): Valid
   let config: HopguardConfig = r.data;
   const baseDir = opts.baseDir;
   if (baseDir !== undefined) {
+    const abs = (f: string | undefined): string | undefined => (f === undefined || isAbsolute(f) ? f : resolvePath(baseDir, f));
+    const redis = config.replay.redis;
     config = {
       ...config,
       issuers: config.issuers.map((i) =>
@@ -373,6 +416,7 @@ export function validateConfig(data: unknown, opts: ValidateOptions = {}): Valid
           ? { ...i, jwks_file: resolvePath(baseDir, i.jwks_file) }
           : i,
       ),
+      replay: { ...config.replay, redis: { ...redis, ca_file: abs(redis.ca_file), cert_file: abs(redis.cert_file), key_file: abs(redis.key_file) } },
     };
   }
   return { ok: true, config: deepFreeze(config) };

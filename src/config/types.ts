@@ -4,7 +4,7 @@
  * every default filled; the whole object is deeply frozen. Import these types, not the
  * zod schema.
  */
-import type { EVENT_SINKS, LOG_LEVELS, MODES, SupportedAlgorithm } from './defaults.js';
+import type { EVENT_SINKS, LOG_LEVELS, MODES, REPLAY_STORES, SupportedAlgorithm } from './defaults.js';
 
 export interface ListenConfig {
   /** `host:port`; IPv6 hosts bracketed (`[::1]:9191`). See splitHostPort. */
@@ -85,9 +85,27 @@ export interface EventsConfig {
   readonly sample_key?: string | undefined;
 }
 
+export type ReplayStoreKind = (typeof REPLAY_STORES)[number];
+
+/** `replay.redis` (SPEC §9): read when `replay.store` is `redis`. */
+export interface ReplayRedisConfig {
+  /** `redis://` or `rediss://` URL, credentials included (never logged: see redis-url.ts). Required with `store: redis`. */
+  readonly url?: string | undefined;
+  readonly key_prefix: string;
+  /** Per-command timeout, milliseconds. */
+  readonly timeout: number;
+  /** PEM files for `rediss://` (absolute when loaded from a file); cert and key go together. */
+  readonly ca_file?: string | undefined;
+  readonly cert_file?: string | undefined;
+  readonly key_file?: string | undefined;
+}
+
 export interface ReplayConfig {
   readonly enabled: boolean;
+  /** Bound of the in-memory store. */
   readonly max_entries: number;
+  readonly store: ReplayStoreKind;
+  readonly redis: ReplayRedisConfig;
 }
 
 export interface LimitsConfig {

@@ -26,9 +26,10 @@
  */
 import type * as RedisNamespace from '@redis/client';
 import type { RedisClientOptions } from '@redis/client';
+import { rootCertificates } from 'node:tls';
 import { realTimers, type Timers } from '../config/watch.js';
 import { backoff } from '../telemetry/http-sink.js';
-import type { RedisTarget } from './redis-url.js';
+import type { RedisTarget } from '../config/redis-url.js';
 import { replayDigest, replayFault, type ReplayAnswer, type ReplayFault, type ReplayFaultKind, type ReplayObserver, type ReplayStore } from './store.js';
 
 type RedisModule = typeof RedisNamespace;
@@ -65,7 +66,7 @@ export const REDIS_DEFAULTS = Object.freeze({
 });
 
 export interface RedisTlsFiles {
-  /** PEM CA bundle trusted for the server's certificate (added to the system roots). */
+  /** PEM CA bundle trusted for the server's certificate, in addition to the system roots. */
   readonly ca?: string | Buffer | undefined;
   /** Client certificate and key, for a server that requires TLS client auth. */
   readonly cert?: string | Buffer | undefined;
@@ -122,7 +123,10 @@ export class RedisReplayStore implements ReplayStore {
   private readonly timers: Timers;
   private readonly mono: () => number;
   private readonly random: () => number;
-  private readonly stallMs: number;
+  private stallMs: number;
+  private timeoutMs: number;
+  /** Per-command options: the client drops a command still unwritten when this expires. */
+  private commandOptions: { readonly timeout: number };
   private readonly maxInFlight: number;
   private readonly clientOptions: RedisClientOptions;
   private readonly faultLog: RateLimitedLog;
@@ -145,7 +149,9 @@ export class RedisReplayStore implements ReplayStore {
     this.timers = opts.timers ?? realTimers;
     this.mono = opts.monotonicMs ?? (() => performance.now());
     this.random = opts.random ?? Math.random;
-    this.stallMs = opts.stallMs ?? Math.max(REDIS_DEFAULTS.stallMinMs, REDIS_DEFAULTS.stallTimeouts * opts.timeoutMs);
+    this.timeoutMs = opts.timeoutMs;
+    this.commandOptions = { timeout: opts.timeoutMs };
+    this.stallMs = opts.stallMs ?? stallFor(opts.timeoutMs);
     this.maxInFlight = opts.maxInFlight ?? REDIS_DEFAULTS.maxInFlight;
     this.faultLog = new RateLimitedLog(opts.logIntervalMs ?? REDIS_DEFAULTS.logIntervalMs, this.mono);
     this.firstAttempt = new Promise((resolve) => (this.firstAttemptDone = resolve));
@@ -155,7 +161,16 @@ export class RedisReplayStore implements ReplayStore {
       socket: {
         host: t.host,
         port: t.port,
-        ...(t.tls ? { tls: true as const, servername: isIpLiteral(t.host) ? undefined : t.host, ca: tls.ca, cert: tls.cert, key: tls.key } : {}),
+        ...(t.tls
+          ? {
+              tls: true as const,
+              servername: isIpLiteral(t.host) ? undefined : t.host,
+              // Node's `ca` replaces the system roots; the configured CA is added to them.
+              ca: tls.ca === undefined ? undefined : [...rootCertificates, tls.ca],
+              cert: tls.cert,
+              key: tls.key,
+            }
+          : {}),
         connectTimeout: opts.connectTimeoutMs ?? REDIS_DEFAULTS.connectTimeoutMs,
         // The supervisor below reconnects (with its own back-off and checks); a client that
         // reconnected by itself would hide a dead connection from it.
@@ -173,7 +188,6 @@ export class RedisReplayStore implements ReplayStore {
       name: 'hopguard',
       // Headroom over maxInFlight for the handshake; the store enforces maxInFlight itself.
       commandsQueueMaxLength: this.maxInFlight + 16,
-      commandOptions: { timeout: opts.timeoutMs },
     };
   }
 
@@ -185,6 +199,14 @@ export class RedisReplayStore implements ReplayStore {
   start(): Promise<void> {
     if (this.conn === undefined && this.pending === undefined && this.retryTimer === undefined && !this.closed) this.connect();
     return this.firstAttempt;
+  }
+
+  /** A new per-command timeout (config reload), for the commands sent from now on. */
+  setTimeout(timeoutMs: number): void {
+    if (timeoutMs === this.timeoutMs) return;
+    this.timeoutMs = timeoutMs;
+    this.commandOptions = { timeout: timeoutMs };
+    if (this.o.stallMs === undefined) this.stallMs = stallFor(timeoutMs);
   }
 
   /** Whether a connection is ready now (diagnostics and tests; never readiness). */
@@ -209,14 +231,14 @@ export class RedisReplayStore implements ReplayStore {
         done = true;
         resolve(this.fail(TIMEOUT, start));
         this.checkStall(c);
-      }, this.o.timeoutMs);
+      }, this.timeoutMs);
       const settle = (answer: ReplayAnswer): void => {
         if (done) return;
         done = true;
         this.timers.clearTimeout(timer);
         resolve(typeof answer === 'object' ? this.fail(answer, start) : this.succeed(answer, start));
       };
-      c.client.sendCommand(['SET', key, '1', 'NX', 'PXAT', at]).then(
+      c.client.sendCommand(['SET', key, '1', 'NX', 'PXAT', at], this.commandOptions).then(
         (reply: unknown) => {
           this.answered(c);
           settle(reply === 'OK' ? 'first' : reply === null ? 'replayed' : REPLY);
@@ -365,6 +387,10 @@ export class RedisReplayStore implements ReplayStore {
     );
     return f;
   }
+}
+
+function stallFor(timeoutMs: number): number {
+  return Math.max(REDIS_DEFAULTS.stallMinMs, REDIS_DEFAULTS.stallTimeouts * timeoutMs);
 }
 
 /** The fault an error reply stands for, from its error code (the reply's first word). */

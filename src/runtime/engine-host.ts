@@ -224,7 +224,7 @@ export class EngineHost {
           pooled.push(p);
         }
       }
-      // `effective` pinned replay.max_entries, so the running replay memory always fits.
+      // `effective` pinned the replay store's settings, so the running store always fits.
       engine = this.buildWith(next, pooled, { replay: cur.engine.replay });
     } catch (err) {
       for (const p of fresh) this.closeSource(p);
@@ -288,7 +288,23 @@ export class EngineHost {
         admin: keep.has('listen.admin') ? cur.listen.admin : requested.listen.admin,
       }),
       events: keep.has('events') ? cur.events : requested.events,
-      replay: keep.has('replay.max_entries') ? Object.freeze({ ...requested.replay, max_entries: cur.replay.max_entries }) : requested.replay,
+      replay: this.effectiveReplay(cur, requested, keep),
+    });
+  }
+
+  /**
+   * The replay store is made once (its size, its kind, where it connects); only
+   * `replay.enabled` and `replay.redis.timeout` change in place.
+   */
+  private effectiveReplay(cur: HopguardConfig, requested: HopguardConfig, keep: ReadonlySet<string>): HopguardConfig['replay'] {
+    const keepStore = [...keep].some((k) => k === 'replay.store' || k.startsWith('replay.redis.'));
+    if (!keep.has('replay.max_entries') && !keepStore) return requested.replay;
+    return Object.freeze({
+      ...requested.replay,
+      max_entries: keep.has('replay.max_entries') ? cur.replay.max_entries : requested.replay.max_entries,
+      ...(keepStore
+        ? { store: cur.replay.store, redis: Object.freeze({ ...cur.replay.redis, timeout: requested.replay.redis.timeout }) }
+        : {}),
     });
   }
 

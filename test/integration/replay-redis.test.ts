@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadRedisModule, RedisReplayStore, replyFaultKind, type RedisReplayStoreOptions } from '../../src/replay/redis.js';
-import { parseRedisUrl } from '../../src/replay/redis-url.js';
+import { parseRedisUrl } from '../../src/config/redis-url.js';
 import { isReplayFault, replayDigest, type ReplayAnswer, type ReplayOpResult } from '../../src/replay/store.js';
 import { Logger } from '../../src/telemetry/log.js';
 import { until } from '../helpers/collector.js';

@@ -284,6 +284,34 @@ delegation: { trusted_domains: [prod.example.org] }
     expect(b.ok && b.config.issuers[0]?.jwks_file).toBe('/etc/hopguard/k.json');
   });
 
+  test('replay.redis: the URL from the environment, TLS files resolved like jwks_file, the password in no error', () => {
+    const text = [
+      'workload: { id: w }',
+      'issuers: [{ issuer: a, jwks_file: k.json }]',
+      'delegation: { trusted_domains: [d] }',
+      'replay:',
+      '  store: redis',
+      '  redis: { url: "${REDIS_URL}", timeout: 20ms, key_prefix: "t:", ca_file: tls/ca.pem, cert_file: /abs/c.pem, key_file: tls/k.pem }',
+    ].join('\n');
+    const ok = parseConfig(text, { env: { REDIS_URL: 'rediss://hopguard:s3cret@redis.hopguard.svc:6380/1' }, baseDir: '/etc/hopguard' });
+    expect(ok.ok && ok.config.replay).toEqual({
+      enabled: false,
+      max_entries: 100_000,
+      store: 'redis',
+      redis: {
+        url: 'rediss://hopguard:s3cret@redis.hopguard.svc:6380/1',
+        key_prefix: 't:',
+        timeout: 20,
+        ca_file: '/etc/hopguard/tls/ca.pem',
+        cert_file: '/abs/c.pem',
+        key_file: '/etc/hopguard/tls/k.pem',
+      },
+    });
+    const bad = parseConfig(text, { env: { REDIS_URL: 'rediss://hopguard:s3cret@redis.hopguard.svc:6380/one' } });
+    expect(bad.ok ? [] : bad.errors.map((e) => e.key)).toEqual(['replay.redis.url']);
+    expect(JSON.stringify(bad)).not.toContain('s3cret');
+  });
+
   test('env problems from a file are reported', async () => {
     const r = await loadConfigFile(path.join(dir, 'conf', 'hopguard.yaml'), {});
     expect(keysOf(r)).toEqual(['workload.id']);

@@ -26,8 +26,24 @@ describe('restartRequiredChanges', () => {
     ['events', (c: any) => (c.events = { sample_allow: 0.5 }), ['events']],
     ['replay.max_entries', (c: any) => (c.replay = { max_entries: 5 }), ['replay.max_entries']],
     ['replay.enabled only', (c: any) => (c.replay = { enabled: true }), []],
+    ['replay.store memory → redis', (c: any) => (c.replay = { store: 'redis', redis: { url: 'redis://r' } }), ['replay.store', 'replay.redis.url']],
+    ['replay.redis.* while the store is memory', (c: any) => (c.replay = { redis: { url: 'redis://r', key_prefix: 'x:' } }), []],
   ])('%s', (_n, patch, want) => {
     expect(restartRequiredChanges(config(), config(patch))).toEqual(want);
+  });
+
+  const REDIS = (redis: object = {}) => (c: any) => (c.replay = { store: 'redis', redis: { url: 'rediss://:a@r:6380/0', ...redis } });
+  it.each([
+    ['the per-command timeout applies in place', { timeout: '20ms' }, []],
+    ['another url (another store, or new credentials)', { url: 'rediss://:b@r:6380/0' }, ['replay.redis.url']],
+    ['key_prefix (another key space)', { key_prefix: 'y:' }, ['replay.redis.key_prefix']],
+    ['TLS files', { ca_file: '/ca.pem', cert_file: '/c.pem', key_file: '/k.pem' }, ['replay.redis.ca_file', 'replay.redis.cert_file', 'replay.redis.key_file']],
+  ])('redis store: %s', (_n, redis, want) => {
+    expect(restartRequiredChanges(config(REDIS()), config(REDIS(redis)))).toEqual(want);
+  });
+
+  it('redis → memory needs a restart too', () => {
+    expect(restartRequiredChanges(config(REDIS()), config())).toEqual(['replay.store', 'replay.redis.url']);
   });
 });
 

@@ -47,7 +47,7 @@ describe('defaults', () => {
           http: { batch_size: 500, flush_interval: 1_000, max_buffer: 100_000, timeout: 5_000 },
           sample_allow: 1,
         },
-        replay: { enabled: false, max_entries: 100_000 },
+        replay: { enabled: false, max_entries: 100_000, store: 'memory', redis: { key_prefix: 'hopguard:replay:', timeout: 50 } },
         limits: { max_request_bytes: 1_048_576, max_headers: 1000 },
         log: { level: 'info' },
         shutdown: { drain: 5_000, grace: 5_000 },
@@ -275,6 +275,33 @@ const badCases: readonly BadCase[] = [
   // Replay, log.
   { name: 'replay.enabled not a boolean', patch: (c) => (c.replay = { enabled: 'on' }), keys: ['replay.enabled'] },
   { name: 'replay.max_entries 0', patch: (c) => (c.replay = { max_entries: 0 }), keys: ['replay.max_entries'] },
+  { name: 'replay.store unknown', patch: (c) => (c.replay = { store: 'valkey' }), keys: ['replay.store'], message: 'expected one of memory, redis, got "valkey"' },
+  { name: 'replay.store redis without a url', patch: (c) => (c.replay = { store: 'redis' }), keys: ['replay.redis.url'], message: 'required when replay.store is redis' },
+  {
+    name: 'replay.redis.url not redis://, not echoed',
+    patch: (c) => (c.replay = { store: 'redis', redis: { url: 'https://:hunter2@cache:6379' } }),
+    keys: ['replay.redis.url'],
+    message: 'must start with redis:// or rediss:// (TLS)',
+  },
+  { name: 'replay.redis.url with a query', patch: (c) => (c.replay = { redis: { url: 'redis://cache/0?tls=1' } }), keys: ['replay.redis.url'], message: /query/ },
+  { name: 'replay.redis.url database not a number', patch: (c) => (c.replay = { redis: { url: 'redis://cache/zero' } }), keys: ['replay.redis.url'] },
+  { name: 'replay.redis.timeout 0', patch: (c) => (c.replay = { redis: { timeout: '0s' } }), keys: ['replay.redis.timeout'], message: 'must be greater than 0' },
+  { name: 'replay.redis.timeout 1m', patch: (c) => (c.replay = { redis: { timeout: '1m' } }), keys: ['replay.redis.timeout'], message: /at most 10000ms/ },
+  { name: 'replay.redis.key_prefix too long', patch: (c) => (c.replay = { redis: { key_prefix: 'p'.repeat(257) } }), keys: ['replay.redis.key_prefix'] },
+  { name: 'replay.redis unknown key', patch: (c) => (c.replay = { redis: { urls: 'redis://cache' } }), keys: ['replay.redis.urls'], message: 'unknown key (did you mean url?)' },
+  {
+    name: 'replay.redis.cert_file without key_file',
+    patch: (c) => (c.replay = { store: 'redis', redis: { url: 'rediss://cache', cert_file: '/c.pem' } }),
+    keys: ['replay.redis.key_file'],
+    message: 'cert_file and key_file go together',
+  },
+  {
+    name: 'replay.redis.ca_file with a plain redis:// url',
+    patch: (c) => (c.replay = { store: 'redis', redis: { url: 'redis://cache', ca_file: '/ca.pem' } }),
+    keys: ['replay.redis.ca_file'],
+    message: 'only applies to a rediss:// (TLS) url',
+  },
+  { name: 'issuer with a NUL (the replay key is iss NUL jti)', patch: (c) => (c.issuers[0].issuer = 'https://a\u0000b'), keys: ['issuers[0].issuer'], message: 'must not contain control characters' },
   { name: 'bad log level', patch: (c) => (c.log = { level: 'verbose' }), keys: ['log.level'] },
 ];
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseRedisUrl } from '../../../src/replay/redis-url.js';
+import { parseRedisUrl } from '../../../src/config/redis-url.js';
 
 describe('parseRedisUrl', () => {
   it.each([
