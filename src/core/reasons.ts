@@ -30,6 +30,7 @@ export const DENY_REASONS = Object.freeze([
   'grant_missing',
   'grant_mismatch',
   'replayed',
+  'replay_unavailable',
   'internal_error',
 ] as const);
 
@@ -70,6 +71,7 @@ export const DENY_STATUS: Readonly<Record<DenyReason, 401 | 403 | 503>> = Object
   grant_missing: 403,
   grant_mismatch: 403,
   replayed: 403,
+  replay_unavailable: 503,
   internal_error: 503,
 });
 
@@ -102,6 +104,7 @@ export const DENY_MESSAGE: Readonly<Record<DenyReason, string>> = Object.freeze(
   grant_missing: 'delegation token carries no grant',
   grant_mismatch: 'no grant covers this request',
   replayed: 'delegation token already used',
+  replay_unavailable: 'replay protection unavailable',
   internal_error: 'authorization failed',
 });
 

@@ -27,8 +27,7 @@
 import type * as RedisNamespace from '@redis/client';
 import type { RedisClientOptions } from '@redis/client';
 import { rootCertificates } from 'node:tls';
-import { realTimers, type Timers } from '../config/watch.js';
-import { backoff } from '../telemetry/http-sink.js';
+import { backoffStep, equalJitter, realTimers, type Timers } from '../lib/timers.js';
 import type { RedisTarget } from '../config/redis-url.js';
 import { replayDigest, replayFault, type ReplayAnswer, type ReplayFault, type ReplayFaultKind, type ReplayObserver, type ReplayStore } from './store.js';
 
@@ -317,11 +316,8 @@ export class RedisReplayStore implements ReplayStore {
     this.firstAttemptDone();
     if (this.closed) return;
     this.failures++;
-    const delayMs = backoff(this.failures, {
-      retryBaseMs: this.o.reconnectBaseMs ?? REDIS_DEFAULTS.reconnectBaseMs,
-      retryMaxMs: this.o.reconnectMaxMs ?? REDIS_DEFAULTS.reconnectMaxMs,
-      random: this.random,
-    });
+    const step = backoffStep(this.failures, this.o.reconnectBaseMs ?? REDIS_DEFAULTS.reconnectBaseMs, this.o.reconnectMaxMs ?? REDIS_DEFAULTS.reconnectMaxMs);
+    const delayMs = Math.round(equalJitter(step, this.random()));
     this.degraded = true;
     this.faultLog.maybe(wasReady ? 'lost' : 'connect', (suppressed) =>
       this.o.log.warn(wasReady ? 'replay store connection lost; reconnecting' : 'replay store connection failed; retrying', {

@@ -8,8 +8,8 @@ import { isExempt, selectToken } from '../core/select.js';
 import type { Audit, DecideMemo, Decision, HopRequest, Outcome, Policy } from '../core/types.js';
 import { BoundedMemo } from '../lib/memo.js';
 import { tokenHashMemo, tokenSha256, type HashedToken } from '../token/hash.js';
-import type { ReplayStore } from '../token/replay.js';
 import type { VerifyResult } from '../token/types.js';
+import type { ReplayAnswer, ReplayStore } from '../replay/store.js';
 
 export interface TokenVerifierLike {
   /**
@@ -150,7 +150,7 @@ export class Authorizer {
   }
 
   /** Everything after the token stage: decision core, then replay. */
-  private afterVerify(req: HopRequest, verified: VerifyResult, sha: string): Outcome {
+  private afterVerify(req: HopRequest, verified: VerifyResult, sha: string): Outcome | Promise<Outcome> {
     let audit: Audit = { tokenSha256: sha };
     try {
       if (!verified.ok) {
@@ -175,15 +175,29 @@ export class Authorizer {
       }
 
       // Replay last: only a token that would otherwise be allowed consumes its single use.
+      // The store's answer is synchronous in process (memory) and a promise from Redis: only
+      // replay-protected Checks ever wait on it.
       const jti = payload.jti as string;
       const exp = payload.exp as number;
-      const verdict = this.replay.remember(issuer.issuer, jti, exp * 1000 + issuer.clockSkewMs);
-      if (verdict === 'fresh') return this.outcome(decision, audit, derived);
-      if (verdict === 'replayed') return this.outcome(deny('replayed'), audit, derived);
-      return this.outcome(deny('internal_error', 'replay store full of live entries'), audit, derived);
+      const answer = this.replay.record(issuer.issuer, jti, exp * 1000 + issuer.clockSkewMs);
+      if (answer instanceof Promise) {
+        return answer.then(
+          (a) => this.afterReplay(a, decision, audit, derived),
+          (err: unknown) => this.fault(err, audit),
+        );
+      }
+      return this.afterReplay(answer, decision, audit, derived);
     } catch (err) {
       return this.fault(err, audit);
     }
+  }
+
+  private afterReplay(a: ReplayAnswer, decision: Decision, audit: Audit, derived: TokenDerived | undefined): Outcome {
+    if (a === 'first') return this.outcome(decision, audit, derived);
+    if (a === 'replayed') return this.outcome(deny('replayed'), audit, derived);
+    if (a.fault === 'full') return this.outcome(deny('internal_error', 'replay store full of live entries'), audit, derived);
+    // A 503: enforced in dry-run too (outcome), a store that cannot answer never allows.
+    return this.outcome(deny('replay_unavailable', `replay store ${a.fault}`), audit, derived);
   }
 
   private fault(err: unknown, audit: Audit): Outcome {

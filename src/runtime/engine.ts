@@ -7,7 +7,8 @@
 import { Authorizer } from './authorizer.js';
 import { toIssuerPolicy, toPolicy } from '../config/policy.js';
 import type { HopguardConfig, IssuerConfig } from '../config/types.js';
-import { ReplayStore } from '../token/replay.js';
+import { MemoryReplayStore } from '../replay/memory.js';
+import type { ReplayStore } from '../replay/store.js';
 import type { IssuerRuntime, KeySource } from '../token/types.js';
 import { TokenVerifier } from '../token/verifier.js';
 import type { Clock } from './clock.js';
@@ -53,7 +54,7 @@ export function buildEngine(
   });
   // Always present (it allocates on first use): a route may turn replay protection on via
   // context_extensions even when replay.enabled is false.
-  const replay = reuse.replay ?? new ReplayStore(config.replay.max_entries, clock.now);
+  const replay = reuse.replay ?? new MemoryReplayStore(config.replay.max_entries, clock.now);
   const authorizer = new Authorizer({ policy, verifier, replay, replayByDefault: config.replay.enabled, now: clock.now });
   return { authorizer, issuers, verifier, replay };
 }

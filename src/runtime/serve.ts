@@ -22,6 +22,7 @@ import { buildEngine, type Engine } from './engine.js';
 import { EngineHost, type ReloadOutcome } from './engine-host.js';
 import { keySourceFor } from './keys.js';
 import { ServerLifecycle } from './lifecycle.js';
+import { openReplayStore } from './replay.js';
 
 export interface RunningServer {
   readonly grpcPort: number;
@@ -130,31 +131,41 @@ export async function startServer(config: HopguardConfig, opts: ServeOptions = {
       timers: opts.timers,
     });
   };
-  const keysOpt = opts.keys;
-  host = new EngineHost({
-    config,
-    logger,
-    source: opts.configFile,
-    build: (c, keys, reuse) =>
-      buildEngine(c, clock, keys, reuse, { onCacheLookup: (hit) => metrics.tokenCacheLookup(hit ? 'hit' : 'miss') }),
-    createSource: keysOpt !== undefined ? (i) => keysOpt(i) : observedKeys,
-    onJwksRefresh: opts.onJwksRefresh,
-    onReload: (result) => metrics.configReload(result),
-    onApplied: (c) => {
-      metrics.applyConfig(c);
-      readiness.update();
-    },
-  });
-  const live = host;
-
   const lifecycle = new ServerLifecycle({
     onDrainStart: () => readiness.startDraining(),
     onDrainWindow: (drainMs) => logger.info('draining: not ready, still answering Checks', { drain_ms: drainMs }),
     onCloseError: (part, err) => logger.error('shutdown fault', { part, err }),
     onStopped: () => logger.info('stopped', { events: events.stats(), events_dropped: events.dropped() }),
   });
-  lifecycle.add('key sources', 'engines', () => live.close());
   lifecycle.add('readiness', 'engines', () => readiness.close());
+
+  // One replay store for the server's life: every engine a reload builds shares it. Closed
+  // after the listeners, so no Check still waits on it.
+  const replay = await lifecycle.open(
+    'replay store',
+    'engines',
+    () => openReplayStore(config, { clock, log: logger, observe: (result, seconds) => metrics.replayStoreOperation(result, seconds) }),
+    (r) => r.store.close(),
+  );
+
+  const keysOpt = opts.keys;
+  host = new EngineHost({
+    config,
+    logger,
+    source: opts.configFile,
+    build: (c, keys, reuse) =>
+      buildEngine(c, clock, keys, { replay: reuse.replay ?? replay.store }, { onCacheLookup: (hit) => metrics.tokenCacheLookup(hit ? 'hit' : 'miss') }),
+    createSource: keysOpt !== undefined ? (i) => keysOpt(i) : observedKeys,
+    onJwksRefresh: opts.onJwksRefresh,
+    onReload: (result) => metrics.configReload(result),
+    onApplied: (c) => {
+      metrics.applyConfig(c);
+      replay.reconfigure(c);
+      readiness.update();
+    },
+  });
+  const live = host;
+  lifecycle.add('key sources', 'engines', () => live.close());
 
   let lastLimitLog = -Infinity;
   // Hot path: record() only queues references; the event is built and written later.
@@ -219,8 +230,11 @@ export async function startServer(config: HopguardConfig, opts: ServeOptions = {
   // The config is applied and both listeners are up; readiness now waits for the keys only.
   readiness.setConfigLoaded(true);
   // Keys load after the port is open: an issuer whose JWKS is down must not stop start-up;
-  // its tokens are denied with keys_unavailable until its keys load (SPEC §4).
-  await live.start();
+  // its tokens are denied with keys_unavailable until its keys load (SPEC §4). The replay
+  // store's first connection attempt runs alongside (bounded by its connect timeout); a
+  // store that is down never holds start-up or readiness: replay-protected Checks get
+  // replay_unavailable until it answers (SPEC §9).
+  await Promise.all([live.start(), replay.start()]);
   for (const issuer of live.issuersWithoutKeys()) {
     logger.warn('issuer keys not loaded; its tokens get keys_unavailable', { issuer });
   }
@@ -231,6 +245,7 @@ export async function startServer(config: HopguardConfig, opts: ServeOptions = {
     workload: config.workload.id,
     mode: config.mode,
     issuers: live.engine.issuers.map((i) => i.policy.issuer),
+    replay: { enabled: config.replay.enabled, ...replay.describe() },
     ready: readiness.status().ready,
   });
 

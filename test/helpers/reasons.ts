@@ -37,6 +37,7 @@ export const STAGE_OF: Readonly<Record<DenyReason, Stage>> = Object.freeze({
   grant_missing: 'decide',
   grant_mismatch: 'decide',
   replayed: 'authorizer',
+  replay_unavailable: 'authorizer',
   // Any stage can fault; the authorizer is where every fault becomes this deny.
   internal_error: 'authorizer',
 });
@@ -86,5 +87,6 @@ export const SPEC_STATUS: Readonly<Record<ReasonCode, 200 | 401 | 403 | 503>> = 
   grant_missing: 403,
   grant_mismatch: 403,
   replayed: 403,
+  replay_unavailable: 503,
   internal_error: 503,
 });

@@ -204,8 +204,15 @@ type Case = {
    */
   before?: 'same' | 'other';
   /** The server the case needs; default: the suite's server. */
-  server?: 'one-entry replay store';
+  server?: keyof typeof EXTRA_SERVERS;
 };
+
+/** Servers some cases need, by name: their config lines added to the suite's config. */
+const EXTRA_SERVERS = {
+  'one-entry replay store': 'replay: { max_entries: 1 }',
+  // Nothing listens on port 1 of loopback: the Redis store stays offline.
+  'unreachable redis replay store': 'replay: { store: redis, redis: { url: "redis://127.0.0.1:1/0" } }',
+} as const;
 
 /**
  * One row or more per deny reason, keyed by the reason (SPEC §3). Typed over every
@@ -312,6 +319,15 @@ const CASES: { readonly [R in DenyReason]: readonly Case[] } = {
       http: 403,
     },
   ],
+  replay_unavailable: [
+    {
+      name: 'a single-use route while the shared replay store is unreachable',
+      token: async () => signToken(es),
+      spec: { contextExtensions: { replay: 'on' } },
+      server: 'unreachable redis replay store',
+      http: 503,
+    },
+  ],
   internal_error: [
     {
       name: 'a single-use route while the replay store is full of live entries',
@@ -342,7 +358,7 @@ function serverFor(c: Case): Promise<{ srv: TestServer; client: EnvoyLikeClient 
   if (c.server === undefined) return Promise.resolve({ srv, client });
   let p = extraServers.get(c.server);
   if (p === undefined) {
-    p = startTestServer(config('replay: { max_entries: 1 }'), NOW_MS).then((s) => ({ srv: s, client: officialClient(s.address) }));
+    p = startTestServer(config(EXTRA_SERVERS[c.server]), NOW_MS).then((s) => ({ srv: s, client: officialClient(s.address) }));
     extraServers.set(c.server, p);
   }
   return p;
@@ -409,6 +425,27 @@ describe('modes', () => {
     } finally {
       c.close();
       await rp.running.stop(1000);
+    }
+  });
+
+  it('dry-run never turns an unreachable replay store into an allow: replay_unavailable stays enforced', async () => {
+    const dry = await startTestServer(config(`mode: dry-run\n${EXTRA_SERVERS['unreachable redis replay store']}`), NOW_MS);
+    const c = officialClient(dry.address);
+    try {
+      const spec = { path: '/v1/ledger/entries', principal: CALLER, headers: { 'delegation-token': await signToken(es) } };
+      const res = await c.check(envoyCheckRequest({ ...spec, contextExtensions: { replay: 'on' } }));
+      expect(res.status?.code).toBe(14);
+      expect(res.denied_response?.status?.code).toBe('ServiceUnavailable');
+      expect(meta(res, 'reason')).toBe('replay_unavailable');
+      // The same request on a route without single use: dry-run as usual (allowed, granted).
+      expect((await c.check(envoyCheckRequest(spec))).status?.code ?? 0).toBe(0);
+      expect(dry.sink.events().map((e) => [e.reason, e.enforced])).toEqual([
+        ['replay_unavailable', true],
+        ['granted', false],
+      ]);
+    } finally {
+      c.close();
+      await dry.running.stop(1000);
     }
   });
 

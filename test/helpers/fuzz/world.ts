@@ -11,7 +11,7 @@ import type { JWK } from 'jose';
 import { Authorizer } from '../../../src/runtime/authorizer.js';
 import { parseConfig } from '../../../src/config/load.js';
 import { toIssuerPolicy, toPolicy } from '../../../src/config/policy.js';
-import { ReplayStore } from '../../../src/token/replay.js';
+import { MemoryReplayStore } from '../../../src/replay/memory.js';
 import { StaticKeySource } from '../../../src/token/sources.js';
 import { TokenVerifier } from '../../../src/token/verifier.js';
 import { b64url, CALLER, ISSUER, NOW_MS, NOW_S, rawSign, TYP, WORKLOAD } from '../tokens.js';
@@ -116,7 +116,7 @@ function buildWorld() {
     cache: { maxEntries: config.token.cache_max_entries, now: () => clock.ms, onLookup: (hit) => void (hit && hits++) },
   });
   // As in production (src/runtime/engine.ts): a store always exists, off unless a route says on.
-  const replay = new ReplayStore(config.replay.max_entries, () => clock.ms);
+  const replay = new MemoryReplayStore(config.replay.max_entries, () => clock.ms);
   const authorizer = new Authorizer({ policy, verifier, replay, replayByDefault: config.replay.enabled, now: () => clock.ms });
 
   const oracleIssuers: OracleIssuer[] = config.issuers.map((i) => ({

@@ -112,7 +112,7 @@ const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
   envoy: ['core', 'lib'],
   // Observes, never decides, never wires.
   // Replay stores (memory, Redis): stateful, I/O; used by the authorizer, wired by runtime.
-  replay: ['lib', 'config', 'telemetry'],
+  replay: ['lib', 'config'],
   telemetry: ['core', 'lib', 'config', 'envoy', 'token', 'replay', 'version.ts'],
   'version.ts': [],
   // Engines, hosts and server lifecycles: wires everything below it.

@@ -4,14 +4,15 @@
  * fail-closed answer of a full store.
  */
 import { describe, expect, it } from 'vitest';
-import { Authorizer, REPLAY_ROUTE_KEY, replayApplies } from '../../../src/runtime/authorizer.js';
+import { Authorizer, REPLAY_ROUTE_KEY, replayApplies, type TokenVerifierLike } from '../../../src/runtime/authorizer.js';
 import { DENY_STATUS, type DenyReason } from '../../../src/core/reasons.js';
 import type { Decision, HopRequest, Policy } from '../../../src/core/types.js';
-import { ReplayStore } from '../../../src/token/replay.js';
+import { MemoryReplayStore } from '../../../src/replay/memory.js';
+import { replayFault, type ReplayAnswer, type ReplayStore } from '../../../src/replay/store.js';
 import { policy } from '../../helpers/core.js';
 import { NOW_MS } from '../../helpers/tokens.js';
 import { missingRows } from '../../helpers/reasons.js';
-import { JTI_ISSUER, jtiRequest, jtiVerifier } from '../../helpers/jti-tokens.js';
+import { JTI_ISSUER, jtiRequest, jtiVerifier, verifiedJti } from '../../helpers/jti-tokens.js';
 
 const POLICY: Policy = policy({ exempt: [] });
 const ISSUER = JTI_ISSUER;
@@ -22,10 +23,14 @@ const req = jtiRequest;
 function setup(opts: { byDefault?: boolean; store?: boolean; max?: number } = {}) {
   const clock = { ms: NOW_MS };
   const now = () => clock.ms;
-  const replay = opts.store === false ? undefined : new ReplayStore(opts.max ?? 100, now);
+  const replay = opts.store === false ? undefined : new MemoryReplayStore(opts.max ?? 100, now);
   const a = new Authorizer({ policy: POLICY, verifier, replay, replayByDefault: opts.byDefault, now });
   const reason = async (r: HopRequest) => (await a.authorize(r)).decision;
-  return { clock, reason };
+  // The same pipeline with a store that is down (Redis unreachable).
+  const down: ReplayStore = { kind: 'redis', record: () => replayFault('offline'), close: () => Promise.resolve() };
+  const b = new Authorizer({ policy: POLICY, verifier, replay: down, replayByDefault: true, now });
+  const unavailable = async (r: HopRequest) => (await b.authorize(r)).decision;
+  return { clock, reason, unavailable };
 }
 
 describe('replay protection in the authorizer', () => {
@@ -45,10 +50,10 @@ describe('replay protection in the authorizer', () => {
   it('a replay-checked token is accepted again once its window has passed (the entry expired)', async () => {
     // Same jti re-issued later with a new window: the old entry is gone, so it is fresh.
     const clock = { ms: NOW_MS };
-    const store = new ReplayStore(10, () => clock.ms);
-    expect(store.remember(ISSUER.issuer, 'x', NOW_MS + 130_000)).toBe('fresh');
+    const store = new MemoryReplayStore(10, () => clock.ms);
+    expect(store.record(ISSUER.issuer, 'x', NOW_MS + 130_000)).toBe('first');
     clock.ms = NOW_MS + 130_001;
-    expect(store.remember(ISSUER.issuer, 'x', NOW_MS + 260_000)).toBe('fresh');
+    expect(store.record(ISSUER.issuer, 'x', NOW_MS + 260_000)).toBe('first');
   });
 
   it('only a token that would otherwise be allowed consumes its single use', async () => {
@@ -123,6 +128,7 @@ describe("the authorizer's own reject rows", () => {
     ['a single-use token used twice', async (s) => (await s.reason(req('r1')), s.reason(req('r1'))), 'replayed'],
     ['a store full of live entries', async (s) => (await s.reason(req('r2')), await s.reason(req('r3')), s.reason(req('r4'))), 'internal_error'],
     ['a route that needs a replay store there is none of', (s) => s.reason(req('r5', { replay: 'on' })), 'internal_error'],
+    ['a replay store that cannot answer', (s) => s.unavailable(req('r6')), 'replay_unavailable'],
   ];
   it.each(table)('%s → %s', async (_name, run, want) => {
     const s = setup({ byDefault: true, max: 2 });
@@ -145,5 +151,82 @@ describe("the authorizer's own reject rows", () => {
 
   it('covers every reason the authorizer decides (derived from DENY_REASONS)', () => {
     expect(missingRows('authorizer', table.map(([, , r]) => r))).toEqual([]);
+  });
+});
+
+describe('a store that answers later, or cannot answer (the Redis store\'s contract)', () => {
+  /** A store whose every answer is the next of `answers`, delivered as a promise. */
+  function asyncStore(answers: ReplayAnswer[]): ReplayStore & { calls: [string, string, number][] } {
+    const calls: [string, string, number][] = [];
+    return {
+      kind: 'redis',
+      calls,
+      record(iss, jti, at) {
+        calls.push([iss, jti, at]);
+        const a = answers.shift();
+        if (a === undefined) throw new Error('no answer scripted');
+        return Promise.resolve(a);
+      },
+      close: () => Promise.resolve(),
+    };
+  }
+  const syncVerifier: TokenVerifierLike = { verify: (token: string) => verifiedJti(token.slice('jti:'.length)) };
+
+  it('waits for the answer: first → granted, replayed → 403; the key is (iss, jti) until exp + skew', async () => {
+    const store = asyncStore(['first', 'replayed']);
+    const a = new Authorizer({ policy: POLICY, verifier: syncVerifier, replay: store, replayByDefault: true, now: () => NOW_MS });
+    expect(await a.authorize(req('k1'))).toMatchObject({ decision: { allow: true, reason: 'granted' }, enforced: true });
+    expect(await a.authorize(req('k1'))).toMatchObject({ decision: { allow: false, reason: 'replayed', status: 403 } });
+    expect(store.calls[0]).toEqual([ISSUER.issuer, 'k1', NOW_MS + 120_000 + ISSUER.clockSkewMs]);
+  });
+
+  it.each(['offline', 'timeout', 'oom', 'readonly', 'auth', 'overloaded'] as const)(
+    'a store fault (%s) is replay_unavailable (503), enforced even in dry-run',
+    async (fault) => {
+      for (const mode of ['enforce', 'dry-run'] as const) {
+        const store = asyncStore([replayFault(fault)]);
+        const a = new Authorizer({ policy: { ...POLICY, mode }, verifier: syncVerifier, replay: store, replayByDefault: true, now: () => NOW_MS });
+        expect(await a.authorize(req(`f-${fault}`))).toMatchObject({
+          decision: { allow: false, reason: 'replay_unavailable', status: 503, detail: `replay store ${fault}` },
+          enforced: true,
+        });
+      }
+    },
+  );
+
+  it('a replayed token in dry-run is not enforced (dry-run reports it); a fault always is', async () => {
+    const a = new Authorizer({
+      policy: { ...POLICY, mode: 'dry-run' },
+      verifier: syncVerifier,
+      replay: asyncStore(['replayed']),
+      replayByDefault: true,
+      now: () => NOW_MS,
+    });
+    expect(await a.authorize(req('d1'))).toMatchObject({ decision: { reason: 'replayed' }, enforced: false });
+  });
+
+  it('routes without replay protection never touch the store and stay synchronous (no promise)', () => {
+    const store = asyncStore([]);
+    const a = new Authorizer({ policy: POLICY, verifier: syncVerifier, replay: store, replayByDefault: false, now: () => NOW_MS });
+    const out = a.authorize(req('s1'));
+    expect(out).not.toBeInstanceOf(Promise);
+    expect(out).toMatchObject({ decision: { allow: true, reason: 'granted' } });
+    const off = new Authorizer({ policy: POLICY, verifier: syncVerifier, replay: store, replayByDefault: true, now: () => NOW_MS });
+    expect(off.authorize(req('s2', { replay: 'off' }))).not.toBeInstanceOf(Promise);
+    expect(store.calls).toEqual([]);
+  });
+
+  it('a denied token never reaches the store', async () => {
+    const store = asyncStore([]);
+    const a = new Authorizer({ policy: POLICY, verifier: syncVerifier, replay: store, replayByDefault: true, now: () => NOW_MS });
+    const stolen = { ...req('t1'), caller: 'spiffe://prod.example.org/ns/web/sa/web' };
+    expect(await a.authorize(stolen)).toMatchObject({ decision: { reason: 'actor_mismatch' } });
+    expect(store.calls).toEqual([]);
+  });
+
+  it('a store that rejects (a bug) is internal_error, never an allow', async () => {
+    const store: ReplayStore = { kind: 'redis', record: () => Promise.reject(new Error('boom')), close: () => Promise.resolve() };
+    const a = new Authorizer({ policy: POLICY, verifier: syncVerifier, replay: store, replayByDefault: true, now: () => NOW_MS });
+    expect(await a.authorize(req('b1'))).toMatchObject({ decision: { allow: false, reason: 'internal_error' } });
   });
 });

@@ -10,7 +10,8 @@ import { hopRequest } from '../../../src/core/request.js';
 import type { HopRequest, Outcome, Policy } from '../../../src/core/types.js';
 import { toCheckResponse } from '../../../src/envoy/response.js';
 import { Authorizer, type TokenVerifierLike } from '../../../src/runtime/authorizer.js';
-import { ReplayStore } from '../../../src/token/replay.js';
+import { MemoryReplayStore } from '../../../src/replay/memory.js';
+import { replayFault, type ReplayStore } from '../../../src/replay/store.js';
 import type { VerifyResult } from '../../../src/token/types.js';
 import { policy } from '../../helpers/core.js';
 import { jtiRequest, jtiVerifier } from '../../helpers/jti-tokens.js';
@@ -21,7 +22,7 @@ const good = jtiVerifier;
 const req = jtiRequest;
 
 function authorizer(opts: { verifier?: TokenVerifierLike; replay?: ReplayStore | null; byDefault?: boolean; policy?: Policy } = {}) {
-  const replay = opts.replay === null ? undefined : (opts.replay ?? new ReplayStore(100, () => NOW_MS));
+  const replay = opts.replay === null ? undefined : (opts.replay ?? new MemoryReplayStore(100, () => NOW_MS));
   return new Authorizer({ policy: opts.policy ?? DRY, verifier: opts.verifier ?? good, replay, replayByDefault: opts.byDefault ?? false, now: () => NOW_MS });
 }
 
@@ -36,7 +37,7 @@ const sources: [string, () => Promise<{ o: Outcome; r: HopRequest }>][] = [
   [
     'the replay memory full of live entries',
     async () => {
-      const a = authorizer({ replay: new ReplayStore(1, () => NOW_MS), byDefault: true });
+      const a = authorizer({ replay: new MemoryReplayStore(1, () => NOW_MS), byDefault: true });
       expect((await a.authorize(req('first'))).decision.reason).toBe('granted');
       const r = req('second');
       return { o: await a.authorize(r), r };
@@ -98,6 +99,18 @@ describe('dry-run faults: each source of internal_error is enforced in dry-run',
     expect(o.enforced).toBe(true);
     expect(answer(o, r)).toEqual({ allowed: false, status: 503 });
   });
+
+  it.each(['offline', 'timeout', 'oom', 'readonly'] as const)(
+    'a shared replay store that cannot answer (%s): replay_unavailable, enforced, answered 503',
+    async (fault) => {
+      const down: ReplayStore = { kind: 'redis', record: () => Promise.resolve(replayFault(fault)), close: () => Promise.resolve() };
+      const r = req('x');
+      const o = await authorizer({ replay: down, byDefault: true }).authorize(r);
+      expect(o.decision).toMatchObject({ allow: false, reason: 'replay_unavailable', status: 503 });
+      expect(o.enforced).toBe(true);
+      expect(answer(o, r)).toEqual({ allowed: false, status: 503 });
+    },
+  );
 
   it('a verdict on the token stays dry-run: answered allow, enforced false (401, 403, keys_unavailable)', async () => {
     for (const [result, reason] of [

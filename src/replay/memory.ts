@@ -1,16 +1,21 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import { replayFault, type ReplayAnswer, type ReplayObserver, type ReplayStore } from './store.js';
 
 /**
- * Single-use `(iss, jti)` memory for replay protection. An entry lives until the token can
- * no longer be accepted anyway (exp + clock skew), so the store never forgets a token that
- * could still be replayed — except by eviction, which we refuse: when every slot holds a
- * live entry, `remember` reports `full` and the caller fails closed. A replica only knows
- * the tokens it has seen itself; see docs/SECURITY.md "Replay protection".
+ * `replay.store: memory` — the single-use `(iss, jti)` memory of one process. An entry lives
+ * until the token can no longer be accepted anyway (exp + clock skew), so the store never
+ * forgets a token that could still be replayed — except by eviction, which we refuse: when
+ * every slot holds a live entry, the answer is the `full` fault and the Check fails closed.
+ * A replica only knows the tokens it has seen itself; see docs/SECURITY.md "Replay
+ * protection" (and `replay.store: redis` for a memory shared by every replica).
  */
-export type ReplayVerdict = 'fresh' | 'replayed' | 'full';
+type ReplayVerdict = 'fresh' | 'replayed' | 'full';
 
-export class ReplayStore {
+const FULL = replayFault('full');
+
+export class MemoryReplayStore implements ReplayStore {
+  readonly kind = 'memory';
   /** Allocated on first use: lru-cache preallocates `max` slots, and a config may never use replay. */
   private seen: LRUCache<string, true> | undefined;
   /**
@@ -23,7 +28,23 @@ export class ReplayStore {
   constructor(
     private readonly maxEntries: number,
     private readonly now: () => number,
+    private readonly observe?: ReplayObserver,
   ) {}
+
+  /** Synchronous: the answer is known at once. */
+  record(iss: string, jti: string, expiresAtMs: number): ReplayAnswer {
+    const observe = this.observe;
+    const t0 = observe === undefined ? 0 : performance.now();
+    const v = this.remember(iss, jti, expiresAtMs);
+    const answer = v === 'fresh' ? 'first' : v === 'replayed' ? 'replayed' : undefined;
+    observe?.(answer ?? 'error', (performance.now() - t0) / 1000);
+    return answer ?? FULL;
+  }
+
+  /** Nothing to release: the memory goes with the process (a reload keeps this store). */
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
 
   private cache(): LRUCache<string, true> {
     // `perf` is our injected clock so TTLs follow the same time as decisions (tests inject
@@ -41,7 +62,7 @@ export class ReplayStore {
   }
 
   /** Records the token and says whether it was fresh. `expiresAtMs` = exp + skew, in ms. */
-  remember(iss: string, jti: string, expiresAtMs: number): ReplayVerdict {
+  private remember(iss: string, jti: string, expiresAtMs: number): ReplayVerdict {
     const seen = this.cache();
     // A fixed-size digest, so max_entries bounds the memory whatever the jti's length (a
     // token may carry a jti of several KiB). Length-prefixed: no (iss, jti) pair can spell
