@@ -6,20 +6,17 @@
  * Runs against the BUILT CLI: `npm test` builds first; alone, run `npm run build` before
  * `npx vitest run test/integration/serve-telemetry.test.ts`.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Collector, until } from '../helpers/collector.js';
 import { envoyCheckRequest, officialClient, type EnvoyLikeClient, type OfficialCheckResponse } from '../helpers/envoy.js';
+import { metric, reasonOf, Serve } from '../helpers/serve-process.js';
 import { CALLER, forge, ISSUER, jwksOf, signToken, testKey, validClaims, WORKLOAD, type TestKey } from '../helpers/tokens.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const MAIN = path.join(ROOT, 'dist', 'main.js');
 const INTRUDER = 'spiffe://prod.example.org/ns/web/sa/web';
 const SECRET_AUTHZ = 'Bearer proc-secret-bearer';
 const SECRET_COOKIE = 'sid=proc-secret-cookie';
@@ -51,51 +48,6 @@ class SlowJwks {
       srv.close(() => r());
       srv.closeAllConnections();
     });
-  }
-}
-
-class Serve {
-  readonly child: ChildProcessWithoutNullStreams;
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  constructor(configFile: string) {
-    this.child = spawn(process.execPath, [MAIN, 'serve', '--config', configFile], {
-      cwd: ROOT,
-      // Every debug trace on: the secret scan must cover the most verbose output.
-      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOPGUARD_TRACE: 'all' },
-    });
-    this.child.stdout.setEncoding('utf8').on('data', (d: string) => (this.stdout += d));
-    this.child.stderr.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
-    this.exited = new Promise((resolve) => this.child.on('close', (code, signal) => resolve({ code, signal })));
-  }
-  lines(stream: 'stdout' | 'stderr'): Record<string, unknown>[] {
-    return this[stream]
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  }
-  events(): Record<string, unknown>[] {
-    return this.lines('stdout');
-  }
-  async ports(): Promise<{ grpc: number; admin: number }> {
-    let found: { grpc: number; admin: number } | undefined;
-    await until(() => {
-      const l = this.stderr.split('\n').find((x) => x.includes('"msg":"serving"'));
-      if (l !== undefined) {
-        const j = JSON.parse(l) as { grpc: number; admin: number };
-        found = { grpc: j.grpc, admin: j.admin };
-      }
-      return found;
-    }, `the serving log line (stderr: ${this.stderr})`);
-    return found as { grpc: number; admin: number };
-  }
-  /** Waits for the exit; SIGKILL after `ms` so a hang fails the test instead of the run. */
-  async exit(ms = 15_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    const t = setTimeout(() => this.child.kill('SIGKILL'), ms);
-    const r = await this.exited;
-    clearTimeout(t);
-    return r;
   }
 }
 
@@ -147,7 +99,8 @@ log: { level: debug }
 shutdown: ${shutdown}
 `,
   );
-  const proc = new Serve(file);
+  // Every debug trace on: the secret scan must cover the most verbose output.
+  const proc = new Serve(file, { HOPGUARD_TRACE: 'all' });
   procs.push(proc);
   return proc;
 }
@@ -163,10 +116,6 @@ async function start(shutdown: string): Promise<{ proc: Serve; ports: { grpc: nu
 
 const nowS = (): number => Math.floor(Date.now() / 1000);
 const fresh = (over: Record<string, unknown> = {}) => ({ iat: nowS(), exp: nowS() + 120, ...over });
-
-function reasonOf(res: OfficialCheckResponse): unknown {
-  return res.dynamic_metadata?.fields?.['reason']?.stringValue;
-}
 
 function check(client: EnvoyLikeClient, token: string | undefined, rid: string, caller = CALLER): Promise<OfficialCheckResponse> {
   return client.check(
@@ -188,11 +137,6 @@ function countBy(xs: unknown[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const x of xs) out[String(x)] = (out[String(x)] ?? 0) + 1;
   return out;
-}
-
-function metric(text: string, key: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(key + ' '));
-  return line === undefined ? Number.NaN : Number(line.slice(key.length + 1));
 }
 
 describe('hopguard serve (process): events, metrics, shutdown', () => {
