@@ -9,7 +9,8 @@
 // h2load cannot see gRPC status, so every run is bracketed by a real gRPC Check of the same
 // request asserting the expected decision.
 //
-// Options: --only=hot,latency,deny,unique,memory  --rounds=3  --n=30000  --n-latency=4000
+//   redis      — Debian's redis-server on loopback (replay case: the shared replay store)
+// Options: --only=hot,latency,deny,unique,replay,memory  --rounds=3  --n=30000  --n-latency=4000
 //          --n-unique=20000  --n-memory=100000  --settle=60 (s of idle watched after the
 //          memory load)  --cpu-prof=DIR (hopguard under node --cpu-prof; then
 //          node bench/profile.mjs DIR)
@@ -41,8 +42,11 @@ const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) |
 
 const CERT = readFileSync(path.join(ROOT, 'test/fixtures/core-caller-cert.pem'), 'utf8');
 
+/** Child processes to end if the bench dies half-way (servers, redis-server). */
+const children = new Set();
 function die(msg) {
   process.stderr.write(`bench: ${msg}\n`);
+  for (const c of children) c.kill('SIGKILL');
   process.exit(1);
 }
 try {
@@ -65,8 +69,8 @@ const jwksServer = http.createServer((_q, r) => {
 await new Promise((r) => jwksServer.listen(0, '127.0.0.1', r));
 const jwksUri = `http://127.0.0.1:${jwksServer.address().port}/jwks.json`;
 
-function hopguardConfig(cacheEntries) {
-  return `listen: { grpc: "127.0.0.1:0", admin: "127.0.0.1:0" }
+function hopguardConfig(cacheEntries, extra = '') {
+  return `${extra}listen: { grpc: "127.0.0.1:0", admin: "127.0.0.1:0" }
 workload: { id: "${WORKLOAD}" }
 token: { cache_max_entries: ${cacheEntries} }
 issuers:
@@ -160,15 +164,16 @@ function debianJemalloc() {
 }
 const JEMALLOC = debianJemalloc();
 
-async function startHopguard(cacheEntries = 10000, env = {}) {
-  const cfg = path.join(dir, `hopguard-${cacheEntries}.yaml`);
-  writeFileSync(cfg, hopguardConfig(cacheEntries));
+async function startHopguard(cacheEntries = 10000, env = {}, extra = '', name = 'hopguard') {
+  const cfg = path.join(dir, `${name}-${cacheEntries}.yaml`);
+  writeFileSync(cfg, hopguardConfig(cacheEntries, extra));
   // Decision events go to /dev/null: still built and written, as in production.
   const nodeArgs = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF)}`] : [];
   const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'dist/main.js'), 'serve', '--config', cfg], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, ...env },
   });
+  children.add(child);
   const ports = await new Promise((resolve, reject) => {
     let buf = '';
     child.stderr.on('data', (d) => {
@@ -184,13 +189,14 @@ async function startHopguard(cacheEntries = 10000, env = {}) {
     });
     child.once('exit', (c) => reject(new Error(`hopguard exited ${c}: ${buf}`)));
   });
-  return { name: 'hopguard', child, port: ports.grpc, admin: ports.admin };
+  return { name, child, port: ports.grpc, admin: ports.admin };
 }
 
 async function startBaseline(mode) {
   const child = spawn(process.execPath, [path.join(ROOT, 'bench/baseline-server.mjs'), mode, jwksFile], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  children.add(child);
   const port = await new Promise((resolve) => child.stdout.once('data', (d) => resolve(Number(String(d).trim()))));
   return { name: `base-${mode}`, child, port };
 }
@@ -340,7 +346,72 @@ const stop = (s) =>
     s.child.once('exit', resolve);
     s.child.kill('SIGTERM');
   });
-await Promise.all([hg, ok, jose].map(stop));
+// Replay protection on every Check, unique tokens (each one a first use, so each one a
+// store write): the shared Redis store on loopback against the in-memory store, same run.
+// The Redis server is Debian's redis-server, started here on a free port.
+let redisServer;
+if (want('replay')) {
+  redisServer = await startRedis();
+  const replayYaml = (store) =>
+    // timeout 1s, not the 50ms default: this measures what the store costs, and a bench
+    // machine busy with the load generator must not turn a slow reply into a failed run.
+    `replay: { enabled: true, store: ${store}${store === 'redis' ? `, redis: { url: "redis://127.0.0.1:${redisServer.port}/0", timeout: 1s }` : ''} }\n`;
+  const mem = await startHopguard(10000, {}, replayYaml('memory'), 'replay-memory');
+  const red = await startHopguard(10000, {}, replayYaml('redis'), 'replay-redis');
+  // A fresh token per probe: with replay on, a probe token is spent by its first Check.
+  const probeFresh = (server) => ({
+    server,
+    before: async () => expectDecision(server, await mint(), true),
+    after: async () => expectDecision(server, await mint(), true),
+  });
+  process.stderr.write(`bench: minting ${N_UNIQUE * ROUNDS * 2 + 4000} unique tokens for the replay case…\n`);
+  const fresh = async (k) => Promise.all(Array.from({ length: k }, async () => frame(await mint())));
+  const redisCpu = [];
+  const load = async (p, warm) => {
+    const frames = await fresh(warm ? 2000 : N_UNIQUE);
+    const before = p.server === red && !warm ? stat(redisServer.child.pid).cpuUs : undefined;
+    const r = await drive({ port: p.server.port, frames, c: 4, m: 10, n: frames.length });
+    if (before !== undefined) redisCpu.push((stat(redisServer.child.pid).cpuUs - before) / r.n);
+    if (r.checkStatus['0'] !== frames.length) {
+      die(`${p.server.name}: not every first use allowed: grpc ${JSON.stringify(r.grpcStatus)}, decisions ${JSON.stringify(r.checkStatus)}`);
+    }
+    return r;
+  };
+  const c = await abCase('replay on, unique tokens: redis store (loopback) vs memory store, c=4 m=10, driver', [probeFresh(mem), probeFresh(red)], load);
+  c.redisCpuUsPerReq = median(redisCpu);
+  cases.push(c);
+  await Promise.all([mem, red].map(stop));
+}
+
+/** Debian's redis-server on a free loopback port, no persistence (the replay case). */
+async function startRedis() {
+  try {
+    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
+  } catch {
+    die('redis-server not found: apt-get install -y redis-server');
+  }
+  const port = await new Promise((resolve) => {
+    const srv = http.createServer().listen(0, '127.0.0.1', () => {
+      const p = srv.address().port;
+      srv.close(() => resolve(p));
+    });
+  });
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', ''], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.add(child);
+  await new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('Ready to accept connections')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`redis-server exited ${code}: ${out}`)));
+  });
+  return { name: 'redis', child, port };
+}
+
+await Promise.all([hg, ok, jose, ...(redisServer ? [redisServer] : [])].map(stop));
 
 // The memory case runs once per allocator: glibc's malloc (plain `node dist/main.js`) and,
 // when Debian's libjemalloc2 is installed, jemalloc as the Docker image preloads it.
@@ -415,6 +486,15 @@ for (const c of cases) {
   const hg = c.pairs[c.pairs.length - 1];
   lines.push(`per-round req/s ratios, ${c.name}: ${hg.rpsRatios.map((r) => fmt(r, 2)).join(' ')}`);
   if (process.env.BENCH_VERBOSE) for (const p of c.pairs) lines.push(`  ${p.server} req/s: ${p.rpsList.map((r) => fmt(r)).join(' ')}; CPU us/req: ${p.cpuList.map((r) => fmt(r)).join(' ')}`);
+}
+for (const c of cases) {
+  if (c.redisCpuUsPerReq === undefined) continue;
+  const [m, r] = c.pairs;
+  lines.push('');
+  lines.push(
+    `replay store: redis on loopback adds ${fmt(r.p50 - m.p50)} µs at p50 and ${fmt(r.p99 - m.p99)} µs at p99 per Check over the memory store ` +
+      `(req/s ratio ${fmt(r.rpsRatio, 2)}); hopguard CPU ${fmt(r.cpuUsPerReq, 1)} vs ${fmt(m.cpuUsPerReq, 1)} µs/req, plus redis-server ${fmt(c.redisCpuUsPerReq, 1)} µs/req`,
+  );
 }
 for (const m of memory) {
   lines.push('');
