@@ -273,7 +273,9 @@ const redisUrl = z.string().superRefine((s, ctx) => {
 });
 
 const replayRedisShape = {
-  url: redisUrl.optional(),
+  // Empty counts as not set, so a deployment can pass `${REPLAY_REDIS_URL:-}` whatever the
+  // store (with store: redis an empty url is then "required").
+  url: z.preprocess((v) => (v === '' ? undefined : v), redisUrl.optional()),
   key_prefix: z.string().max(LIMITS.replay_key_prefix_max_chars).default(D.replay.redis.key_prefix),
   timeout: duration(1)
     .refine((ms) => ms <= LIMITS.replay_redis_timeout_max_ms, {

@@ -312,6 +312,13 @@ delegation: { trusted_domains: [prod.example.org] }
     expect(JSON.stringify(bad)).not.toContain('s3cret');
   });
 
+  test('replay.redis.url from an unset ${VAR:-}: not set, fine with the memory store', () => {
+    const text = 'workload: { id: w }\nissuers: [{ issuer: a, jwks_file: k.json }]\ndelegation: { trusted_domains: [d] }\nreplay: { store: "${STORE:-memory}", redis: { url: "${URL:-}" } }\n';
+    const r = parseConfig(text, { env: {} });
+    expect(r.ok && r.config.replay.redis.url).toBeUndefined();
+    expect(r.ok && r.config.replay.store).toBe('memory');
+  });
+
   test('env problems from a file are reported', async () => {
     const r = await loadConfigFile(path.join(dir, 'conf', 'hopguard.yaml'), {});
     expect(keysOf(r)).toEqual(['workload.id']);

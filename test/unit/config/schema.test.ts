@@ -278,6 +278,12 @@ const badCases: readonly BadCase[] = [
   { name: 'replay.store unknown', patch: (c) => (c.replay = { store: 'valkey' }), keys: ['replay.store'], message: 'expected one of memory, redis, got "valkey"' },
   { name: 'replay.store redis without a url', patch: (c) => (c.replay = { store: 'redis' }), keys: ['replay.redis.url'], message: 'required when replay.store is redis' },
   {
+    name: 'replay.store redis with an empty url (an unset ${VAR:-})',
+    patch: (c) => (c.replay = { store: 'redis', redis: { url: '' } }),
+    keys: ['replay.redis.url'],
+    message: 'required when replay.store is redis',
+  },
+  {
     name: 'replay.redis.url not redis://, not echoed',
     patch: (c) => (c.replay = { store: 'redis', redis: { url: 'https://:hunter2@cache:6379' } }),
     keys: ['replay.redis.url'],
