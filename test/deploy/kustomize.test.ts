@@ -17,7 +17,13 @@ import { main } from '../../src/main.js';
 import { checkJson } from '../helpers/deploy/envoy-proto.js';
 import { containerEnv, render, ROOT, schemaKey, strictTypeCheck, validateObject, type K8sObject } from '../helpers/deploy/k8s.js';
 
-const OVERLAYS = ['deploy/base', 'deploy/overlays/dry-run', 'deploy/overlays/istio'] as const;
+const OVERLAYS = [
+  'deploy/base',
+  'deploy/overlays/dry-run',
+  'deploy/overlays/istio',
+  'deploy/overlays/replay-redis',
+  'deploy/overlays/replay-redis-valkey',
+] as const;
 type Overlay = (typeof OVERLAYS)[number];
 const NAMESPACE = 'payments'; // any namespace the user applies into (-n)
 
@@ -79,7 +85,7 @@ type Container = {
 type Probe = { httpGet?: { path: string; port: string | number }; tcpSocket?: { port: string | number } };
 
 function podSpec(overlay: Overlay): Record<string, unknown> & { initContainers?: Container[]; containers: Container[]; volumes?: Record<string, unknown>[] } {
-  const dep = one(overlay, 'Deployment') as unknown as { spec: { template: { spec: ReturnType<typeof podSpec> } } };
+  const dep = one(overlay, 'Deployment', 'hopguard-demo') as unknown as { spec: { template: { spec: ReturnType<typeof podSpec> } } };
   return dep.spec.template.spec;
 }
 
@@ -97,8 +103,19 @@ function portNumber(c: Container, port: string | number): number {
   return p.containerPort;
 }
 
+/**
+ * Secrets the README tells the operator to create with kubectl (never in the repository):
+ * the shared replay store's URL, for deploy/overlays/replay-redis.
+ */
+const OPERATOR_SECRETS = { 'hopguard-demo-replay-redis': { url: 'rediss://hopguard:s3cret-from-the-operator@redis.redis.svc:6379/0' } };
+
 function hopguardEnv(overlay: Overlay): Record<string, string> {
-  return containerEnv(container(overlay, 'hopguard'), { namespace: NAMESPACE, objects: objects(overlay), podSpec: podSpec(overlay) });
+  return containerEnv(container(overlay, 'hopguard'), {
+    namespace: NAMESPACE,
+    objects: objects(overlay),
+    podSpec: podSpec(overlay),
+    externalSecrets: overlay === 'deploy/overlays/replay-redis' ? OPERATOR_SECRETS : {},
+  });
 }
 
 function hopguardConfigText(overlay: Overlay): string {
@@ -492,10 +509,116 @@ describe('deploy/overlays/istio', () => {
   });
 });
 
-describe('deploy/ has no stray files', () => {
-  it('every YAML file under deploy/overlays/istio is either a kustomize input or the documented mesh config', () => {
-    const dir = path.join(ROOT, 'deploy/overlays/istio');
-    const kust = readFileSync(path.join(dir, 'kustomization.yaml'), 'utf8');
-    for (const f of readdirSync(dir).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml')) expect(kust, f).toContain(f);
+type NetworkPolicy = {
+  metadata: { name: string };
+  spec: {
+    podSelector: { matchLabels: Record<string, string> };
+    policyTypes: string[];
+    egress?: { to?: Record<string, { matchLabels?: Record<string, string> }>[]; ports?: { port: number; protocol: string }[] }[];
+    ingress?: { from?: Record<string, { matchLabels?: Record<string, string> }>[]; ports?: { port: number; protocol: string }[] }[];
+  };
+};
+
+describe('replay store (SPEC §9): memory by default, Redis/Valkey shared by the replicas in the overlays', () => {
+  const SHARED = ['deploy/overlays/replay-redis', 'deploy/overlays/replay-redis-valkey'] as const;
+
+  it('deploy/base: each pod remembers its own (store: memory), and needs no Secret', () => {
+    for (const overlay of ['deploy/base', 'deploy/overlays/dry-run', 'deploy/overlays/istio'] as const) {
+      const config = hopguardConfig(overlay);
+      expect(config.replay.store, overlay).toBe('memory');
+      expect(config.replay.redis.url, overlay).toBeUndefined();
+      expect(hopguardEnv(overlay)['HOPGUARD_REPLAY_REDIS_URL'], overlay).toBeUndefined();
+    }
   });
+
+  it.each(SHARED)('%s: store redis, its URL from a Secret (required), never from the ConfigMap', (overlay) => {
+    const config = hopguardConfig(overlay);
+    expect(config.replay.store).toBe('redis');
+    expect(config.replay.redis.timeout).toBe(50);
+    const env = container(overlay, 'hopguard').env as { name: string; valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } } }[];
+    const ref = env.find((e) => e.name === 'HOPGUARD_REPLAY_REDIS_URL')?.valueFrom?.secretKeyRef;
+    expect(ref).toMatchObject({ key: 'url', optional: false });
+    expect(ref?.name).toMatch(/^hopguard-demo-replay-redis(-[a-z0-9]{10})?$/);
+    expect(config.replay.redis.url).toBe(hopguardEnv(overlay)['HOPGUARD_REPLAY_REDIS_URL']);
+    // The config template names the variable; no URL (nor password) is in any ConfigMap.
+    expect(parse(hopguardConfigText(overlay)).replay.redis.url).toBe('${HOPGUARD_REPLAY_REDIS_URL:-}');
+    for (const cm of objects(overlay).filter((o) => o.kind === 'ConfigMap')) expect(JSON.stringify(cm), cm.metadata.name).not.toMatch(/rediss?:\/\//);
+  });
+
+  it('deploy/overlays/replay-redis: the operator creates the Secret (it is not in the repository)', () => {
+    const overlay = 'deploy/overlays/replay-redis';
+    expect(objects(overlay).filter((o) => o.kind === 'Secret')).toEqual([]);
+    expect(hopguardConfig(overlay).replay.redis.url).toBe(OPERATOR_SECRETS['hopguard-demo-replay-redis'].url);
+    expect(readFileSync(path.join(ROOT, overlay, 'kustomization.yaml'), 'utf8')).toContain('kubectl create secret generic hopguard-demo-replay-redis');
+  });
+
+  it.each(SHARED)('%s: the egress NetworkPolicy lets hopguard reach the store, DNS and the issuers over HTTPS', (overlay) => {
+    const np = one(overlay, 'NetworkPolicy', 'hopguard-demo-replay-redis-egress') as unknown as NetworkPolicy;
+    expect(np.spec.podSelector.matchLabels).toEqual({ 'app.kubernetes.io/name': 'hopguard-demo' });
+    expect(np.spec.policyTypes).toEqual(['Egress']);
+    const rules = np.spec.egress ?? [];
+    const ports = (r: (typeof rules)[number]) => (r.ports ?? []).map((p) => `${p.port}/${p.protocol}`).sort();
+    expect(rules.map(ports)).toEqual([['6379/TCP'], ['53/TCP', '53/UDP'], ['443/TCP']]);
+    expect(rules[1]?.to?.[0]).toMatchObject({ podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } });
+  });
+
+  describe('deploy/overlays/replay-redis-valkey (try-it-only, NOT HA)', () => {
+    const overlay = 'deploy/overlays/replay-redis-valkey';
+    const valkey = () =>
+      one(overlay, 'Deployment', 'hopguard-demo-valkey') as unknown as {
+        spec: { replicas: number; template: { metadata: { labels: Record<string, string> }; spec: { containers: Container[] } } };
+      };
+
+    it('says it is not HA, and runs one Valkey pod that evicts nothing and writes nothing to disk', () => {
+      const kust = readFileSync(path.join(ROOT, overlay, 'kustomization.yaml'), 'utf8');
+      expect(kust).toMatch(/NOT HIGHLY AVAILABLE and\s+# not for production/);
+      expect(valkey().spec.replicas).toBe(1);
+      const args = valkey().spec.template.spec.containers[0]?.args ?? [];
+      const flag = (name: string) => args[args.indexOf(name) + 1];
+      // An evicted key is a token that could be used once more; a full store must refuse.
+      expect(flag('--maxmemory-policy')).toBe('noeviction');
+      expect(flag('--appendonly')).toBe('no');
+      expect(flag('--save')).toBe('');
+    });
+
+    it("the generated Secret's URL names the Valkey Service and its port", () => {
+      const url = new URL(hopguardConfig(overlay).replay.redis.url ?? '');
+      const svc = one(overlay, 'Service', 'hopguard-demo-valkey') as unknown as { spec: { selector: Record<string, string>; ports: { port: number }[] } };
+      expect(url.protocol).toBe('redis:');
+      expect(url.hostname).toBe('hopguard-demo-valkey');
+      expect(svc.spec.ports.map((p) => p.port)).toContain(Number(url.port));
+      expect(svc.spec.selector).toEqual({ 'app.kubernetes.io/name': 'hopguard-demo-valkey' });
+      expect(valkey().spec.template.metadata.labels).toMatchObject(svc.spec.selector);
+    });
+
+    it('hopguard may reach the Valkey pods, and only hopguard pods may connect to them', () => {
+      const egress = one(overlay, 'NetworkPolicy', 'hopguard-demo-replay-redis-egress') as unknown as NetworkPolicy;
+      expect(egress.spec.egress?.[0]?.to).toEqual([{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'hopguard-demo-valkey' } } }]);
+      const ingress = one(overlay, 'NetworkPolicy', 'hopguard-demo-valkey') as unknown as NetworkPolicy;
+      expect(ingress.spec.podSelector.matchLabels).toEqual({ 'app.kubernetes.io/name': 'hopguard-demo-valkey' });
+      expect(ingress.spec.ingress).toEqual([
+        { from: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'hopguard-demo' } } }], ports: [{ port: 6379, protocol: 'TCP' }] },
+      ]);
+    });
+
+    it('the Valkey container is hardened, bounded, and its image pinned by version', () => {
+      const c = valkey().spec.template.spec.containers[0] as Container;
+      expect(c.securityContext).toMatchObject({ runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+      for (const kind of ['requests', 'limits'] as const) expect(Object.keys(c.resources?.[kind] ?? {}).sort()).toEqual(['cpu', 'memory']);
+      // A version, never a floating tag. (No digest: it could not be looked up here; the
+      // manifest says to pin the one your registry reports.)
+      expect(c.image).toMatch(/^valkey\/valkey:\d+\.\d+\.\d+$/);
+    });
+  });
+});
+
+describe('deploy/ has no stray files', () => {
+  it.each(['deploy/overlays/istio', 'deploy/overlays/replay-redis', 'deploy/overlays/replay-redis-valkey'])(
+    'every YAML file under %s is either a kustomize input or the documented mesh config',
+    (overlay) => {
+      const dir = path.join(ROOT, overlay);
+      const kust = readFileSync(path.join(dir, 'kustomization.yaml'), 'utf8');
+      for (const f of readdirSync(dir).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml')) expect(kust, f).toContain(f);
+    },
+  );
 });

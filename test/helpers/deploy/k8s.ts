@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import ts from 'typescript';
 import { parseAllDocuments } from 'yaml';
-import { ConfigMap, Service, ServiceAccount } from 'kubernetes-models/v1';
+import { ConfigMap, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
@@ -58,6 +58,7 @@ interface Schema {
 export const SCHEMAS: Readonly<Record<string, Schema>> = {
   'v1/ServiceAccount': { model: ServiceAccount, module: 'kubernetes-models/v1/ServiceAccount', iface: 'IServiceAccount' },
   'v1/ConfigMap': { model: ConfigMap, module: 'kubernetes-models/v1/ConfigMap', iface: 'IConfigMap' },
+  'v1/Secret': { model: Secret, module: 'kubernetes-models/v1/Secret', iface: 'ISecret' },
   'v1/Service': { model: Service, module: 'kubernetes-models/v1/Service', iface: 'IService' },
   'apps/v1/Deployment': { model: Deployment, module: 'kubernetes-models/apps/v1/Deployment', iface: 'IDeployment' },
   'networking.k8s.io/v1/NetworkPolicy': {
@@ -173,6 +174,8 @@ export interface PodContext {
   readonly namespace: string;
   readonly objects: readonly K8sObject[];
   readonly podSpec: Record<string, unknown>;
+  /** Secrets the operator creates outside kustomize (`kubectl create secret`), by name. */
+  readonly externalSecrets?: Readonly<Record<string, Readonly<Record<string, string>>>>;
 }
 
 type EnvVar = {
@@ -181,13 +184,14 @@ type EnvVar = {
   valueFrom?: {
     fieldRef?: { fieldPath: string };
     configMapKeyRef?: { name: string; key: string };
-    secretKeyRef?: { name: string; key: string };
+    secretKeyRef?: { name: string; key: string; optional?: boolean };
   };
 };
 
 /**
  * A container's environment as Kubernetes computes it: downward-API fields, ConfigMap keys
- * from the rendered ConfigMaps, and `$(VAR)` references to variables defined EARLIER in the
+ * from the rendered ConfigMaps, Secret keys from the rendered Secrets or the operator's own
+ * (an `optional` key of a missing Secret is left unset, as the kubelet does), and `$(VAR)` references to variables defined EARLIER in the
  * list (`$$` escapes, unknown references stay as written), the rules of dependent
  * environment variables.
  */
@@ -210,6 +214,21 @@ export function containerEnv(container: { env?: EnvVar[] }, ctx: PodContext): Re
       if (!cm) throw new Error(`env ${v.name}: ConfigMap ${ref.name} is not in the rendered objects`);
       const data = (cm['data'] ?? {}) as Record<string, string>;
       if (!(ref.key in data)) throw new Error(`env ${v.name}: ConfigMap ${ref.name} has no key ${ref.key}`);
+      value = data[ref.key];
+    } else if (v.valueFrom?.secretKeyRef) {
+      const ref = v.valueFrom.secretKeyRef;
+      const secret = ctx.objects.find((o) => o.kind === 'Secret' && o.metadata.name === ref.name);
+      let data: Record<string, string> | undefined;
+      if (secret !== undefined) {
+        const encoded = (secret['data'] ?? {}) as Record<string, string>;
+        data = { ...Object.fromEntries(Object.entries(encoded).map(([k, b64]) => [k, Buffer.from(b64, 'base64').toString('utf8')])), ...((secret['stringData'] ?? {}) as Record<string, string>) };
+      } else {
+        data = ctx.externalSecrets?.[ref.name];
+      }
+      if (data === undefined || !(ref.key in data)) {
+        if (ref.optional === true) continue;
+        throw new Error(`env ${v.name}: Secret ${ref.name} (key ${ref.key}) is neither rendered nor created by the operator, and not optional`);
+      }
       value = data[ref.key];
     } else {
       throw new Error(`env ${v.name}: source not simulated`);
