@@ -406,6 +406,8 @@ describe('deploy/base: plain Envoy sidecar', () => {
         'HopguardKeysUnavailable',
         'HopguardMetricsAbsent',
         'HopguardNotServing',
+        'HopguardReplayStoreErrors',
+        'HopguardReplayUnavailable',
         'HopguardTargetDown',
       ].sort(),
     );
@@ -420,6 +422,8 @@ describe('deploy/base: plain Envoy sidecar', () => {
     expect(expr('HopguardCheckLatencyHigh')).toContain('hopguard_check_duration_seconds_bucket');
     expect(expr('HopguardConfigReloadRejected')).toContain('hopguard_config_last_reload_successful');
     expect(expr('HopguardEventsDropped')).toContain('hopguard_events_dropped_total');
+    expect(expr('HopguardReplayUnavailable')).toContain('reason="replay_unavailable"');
+    expect(expr('HopguardReplayStoreErrors')).toContain('hopguard_replay_store_operations_total{result=~"error|timeout"}');
   });
 
   it('the ServiceMonitor gives hopguard and Envoy the fixed job names the alerts select', () => {

@@ -236,6 +236,11 @@ describe('deploy/grafana-dashboard.json', () => {
       'hopguard_jwks_max_stale_seconds',
       'hopguard_checks_refused_total',
       'hopguard_config_last_reload_successful',
+      // The replay store (SPEC §9): its operations by result, its latency, and the
+      // single-use requests refused while it cannot answer.
+      'sum by (result) (rate(hopguard_replay_store_operations_total',
+      'histogram_quantile(0.99, sum by (le) (rate(hopguard_replay_store_duration_seconds_bucket',
+      'hopguard_decisions_total{reason="replay_unavailable"',
     ]) {
       expect(all).toContain(m);
     }
