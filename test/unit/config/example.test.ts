@@ -47,7 +47,7 @@ describe('examples/hopguard.yaml', () => {
       timeout: 5_000,
     });
     expect(c.shutdown).toEqual({ drain: 5_000, grace: 5_000 });
-    expect(c.replay.enabled).toBe(false);
+    expect(c.replay).toEqual({ enabled: false, store: 'memory', max_entries: 100_000, redis: { key_prefix: 'hopguard:replay:', timeout: 50 } });
     expect(toPolicy(c).workloadId).toBe(WID);
     expect(c.issuers.map((i) => toIssuerPolicy(i).issuer)).toEqual([
       'https://sts.prod.example.org',
