@@ -17,6 +17,10 @@ import { isReplayFault, replayDigest, type ReplayAnswer, type ReplayOpResult } f
 import { Logger } from '../../src/telemetry/log.js';
 import { until } from '../helpers/collector.js';
 import { RedisServer, requireRedisServer } from '../helpers/redis.js';
+import { startJwksServer, startTestServer } from '../helpers/server.js';
+import { jwksOf, testKey, WORKLOAD } from '../helpers/tokens.js';
+import { openReplayStore } from '../../src/runtime/replay.js';
+import { parseConfig } from '../../src/config/load.js';
 
 const ISS = 'https://sts.prod.example.org';
 const PREFIX = 'hopguard:replay:';
@@ -374,6 +378,52 @@ describe('RedisReplayStore: faults fail closed and recover by themselves', () =>
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('in a server: opened at start-up, closed by the lifecycle', () => {
+  it('serve connects to the store at start-up (as client "hopguard") and closes the connection at shutdown', async () => {
+    const server = await RedisServer.start();
+    const key = await testKey('ES256', 'life-1');
+    const jwks = await startJwksServer(jwksOf(key));
+    try {
+      const srv = await startTestServer(
+        `workload: { id: "${WORKLOAD}" }
+issuers: [{ issuer: "${ISS}", jwks_uri: "${jwks.url}", allow_insecure_http: true }]
+delegation: { trusted_domains: [prod.example.org] }
+replay: { store: redis, redis: { url: "${server.url()}" } }
+`,
+        Date.now(),
+      );
+      const hopguardClients = async () => String(await server.command(['CLIENT', 'LIST'])).split('\n').filter((l) => / name=hopguard /.test(l)).length;
+      // Start-up waited for the first connection attempt: connected before serving.
+      expect(await hopguardClients()).toBe(1);
+      expect(srv.logs.join('')).toContain('"msg":"replay store connected"');
+      await srv.running.stop(1000);
+      await until(async () => (await hopguardClients()) === 0, 'the replay store connection to be closed at shutdown');
+    } finally {
+      await jwks.close();
+      await server.close();
+    }
+  });
+
+  function configWith(replay: string) {
+    const r = parseConfig(`workload: { id: w }\nissuers: [{ issuer: a, jwks_file: /k.json }]\ndelegation: { trusted_domains: [d] }\nreplay: ${replay}\n`, { env: {} });
+    if (!r.ok) throw new Error(JSON.stringify(r.errors));
+    return r.config;
+  }
+  const deps = { clock: { now: () => Date.now() }, log: new Logger('error'), observe: () => {} };
+
+  it('an unreadable TLS file stops start-up, naming its key', async () => {
+    const config = configWith('{ store: redis, redis: { url: "rediss://cache:6380/0", ca_file: /nonexistent/ca.pem } }');
+    await expect(openReplayStore(config, deps)).rejects.toThrow(/^replay\.redis\.ca_file: cannot read \/nonexistent\/ca\.pem: ENOENT$/);
+  });
+
+  it('store: memory needs no Redis client at all', async () => {
+    const opened = await openReplayStore(configWith('{ store: memory, max_entries: 5 }'), deps);
+    expect(opened.store.kind).toBe('memory');
+    expect(opened.describe()).toEqual({ store: 'memory' });
+    expect(opened.store.record(ISS, jti(), inAMinute())).toBe('first');
   });
 });
 
