@@ -16,7 +16,8 @@
  * paused server accepts TCP but never answers), a connection that stopped answering with
  * commands outstanding (a half-open socket after a node vanished would otherwise hang
  * until TCP gives up, many minutes), a `READONLY` reply (the node we reach was demoted by a
- * failover: reconnecting resolves the name again and finds the new primary) and `NOAUTH`.
+ * failover: a new connection resolves the host again, which finds the new primary where the
+ * name follows it) and `NOAUTH`.
  * Each drops the connection and reconnects in the background with jittered exponential
  * back-off; Checks get `offline` meanwhile and succeed again as soon as a new connection is
  * ready. No restart is ever needed.
