@@ -28,6 +28,7 @@
 import type * as RedisNamespace from '@redis/client';
 import type { RedisClientOptions } from '@redis/client';
 import { rootCertificates } from 'node:tls';
+import { RateLimiter } from '../lib/rate-limit.js';
 import { backoffStep, equalJitter, realTimers, type Timers } from '../lib/timers.js';
 import type { RedisTarget } from '../config/redis-url.js';
 import { replayDigest, replayFault, type ReplayAnswer, type ReplayFault, type ReplayFaultKind, type ReplayObserver, type ReplayStore } from './store.js';
@@ -129,7 +130,8 @@ export class RedisReplayStore implements ReplayStore {
   private commandOptions: { readonly timeout: number };
   private readonly maxInFlight: number;
   private readonly clientOptions: RedisClientOptions;
-  private readonly faultLog: RateLimitedLog;
+  /** One log line per fault kind per interval (monotonic clock: a wall-clock step cannot silence it). */
+  private readonly faultLog: RateLimiter;
   /** The connection Checks use; undefined while there is none (Checks get `offline`). */
   private conn: Connection | undefined;
   /** The connection being established. */
@@ -153,7 +155,7 @@ export class RedisReplayStore implements ReplayStore {
     this.commandOptions = { timeout: opts.timeoutMs };
     this.stallMs = opts.stallMs ?? stallFor(opts.timeoutMs);
     this.maxInFlight = opts.maxInFlight ?? REDIS_DEFAULTS.maxInFlight;
-    this.faultLog = new RateLimitedLog(opts.logIntervalMs ?? REDIS_DEFAULTS.logIntervalMs, this.mono);
+    this.faultLog = new RateLimiter(opts.logIntervalMs ?? REDIS_DEFAULTS.logIntervalMs, this.mono);
     this.firstAttempt = new Promise((resolve) => (this.firstAttemptDone = resolve));
     const t = opts.target;
     const tls = opts.tls ?? {};
@@ -407,28 +409,6 @@ export function replyFaultKind(message: string): ReplayFaultKind {
       return 'loading';
     default:
       return 'reply';
-  }
-}
-
-/**
- * At most one line per key per interval; the next line says how many were held back. The
- * clock is monotonic so a wall-clock step cannot silence or flood the log.
- */
-class RateLimitedLog {
-  private readonly last = new Map<string, { at: number; suppressed: number }>();
-  constructor(
-    private readonly intervalMs: number,
-    private readonly now: () => number,
-  ) {}
-  maybe(key: string, write: (suppressed: number) => void): void {
-    const now = this.now();
-    const s = this.last.get(key);
-    if (s !== undefined && now - s.at < this.intervalMs) {
-      s.suppressed++;
-      return;
-    }
-    write(s?.suppressed ?? 0);
-    this.last.set(key, { at: now, suppressed: 0 });
   }
 }
 

@@ -22,6 +22,7 @@ import { buildEngine, type Engine } from './engine.js';
 import { EngineHost, type ReloadOutcome } from './engine-host.js';
 import { keySourceFor } from './keys.js';
 import { ServerLifecycle } from './lifecycle.js';
+import { RateLimiter } from '../lib/rate-limit.js';
 import { openReplayStore } from './replay.js';
 
 export interface RunningServer {
@@ -167,7 +168,7 @@ export async function startServer(config: HopguardConfig, opts: ServeOptions = {
   const live = host;
   lifecycle.add('key sources', 'engines', () => live.close());
 
-  let lastLimitLog = -Infinity;
+  const limitLog = new RateLimiter(LIMIT_LOG_INTERVAL_MS, clock.now);
   // Hot path: record() only queues references; the event is built and written later.
   const onDecision = (req: HopRequest, outcome: Outcome, _resp: unknown, latencyNs: bigint): void => {
     events.record(req, outcome, clock.now(), latencyNs);
@@ -211,12 +212,11 @@ export async function startServer(config: HopguardConfig, opts: ServeOptions = {
         maxHeaders: config.limits.max_headers,
         onLimit: (what, detail) => {
           metrics.checkRefused(what);
-          // A flood of oversized requests must not flood the log.
-          const now = clock.now();
-          if (now - lastLimitLog >= LIMIT_LOG_INTERVAL_MS) {
-            lastLimitLog = now;
-            logger.warn('check refused: over a request limit (RESOURCE_EXHAUSTED)', { limit: what, detail });
-          }
+          // A flood of oversized requests must not flood the log: one line per interval
+          // (whichever limit), saying how many were held back.
+          limitLog.maybe('limits', (suppressed) =>
+            logger.warn('check refused: over a request limit (RESOURCE_EXHAUSTED)', { limit: what, detail, suppressed }),
+          );
         },
         health,
       }),
