@@ -136,6 +136,8 @@ export const LIMITS = Object.freeze({
   /** A longer wait would outlast any sensible Envoy ext_authz timeout. */
   replay_redis_timeout_max_ms: 10_000,
   replay_key_prefix_max_chars: 256,
+  /** A `replay.redis` PEM file (CA bundle, client certificate or key), read like the config. */
+  replay_tls_file_max_bytes: 1024 * 1024,
   /** A CheckRequest with Envoy's minimal attributes is ~1 KiB; bodies need more (with_request_body). */
   request_min_bytes: 4 * 1024,
   request_max_bytes: 64 * 1024 * 1024,

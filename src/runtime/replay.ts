@@ -5,12 +5,13 @@
  * (config/reload.ts). The server lifecycle closes it in the `engines` stage, after the
  * last Check.
  */
-import { readFile } from 'node:fs/promises';
+import { LIMITS } from '../config/defaults.js';
 import { parseRedisUrl } from '../config/redis-url.js';
 import type { HopguardConfig } from '../config/types.js';
 import { MemoryReplayStore } from '../replay/memory.js';
 import { loadRedisModule, RedisReplayStore, type OpsLog, type RedisTlsFiles } from '../replay/redis.js';
 import type { ReplayObserver, ReplayStore } from '../replay/store.js';
+import { BoundedReadError, fileReader } from '../lib/bounded-read.js';
 import type { Clock } from './clock.js';
 
 export interface ServerReplayStore {
@@ -60,15 +61,27 @@ export async function openReplayStore(config: HopguardConfig, deps: ReplayStoreD
   };
 }
 
+/**
+ * The `replay.redis` PEM files, by the process's bounded reader (src/lib/bounded-read.ts): a
+ * regular file, at most LIMITS.replay_tls_file_max_bytes, within the config read timeout.
+ */
 async function readTlsFiles(r: HopguardConfig['replay']['redis']): Promise<RedisTlsFiles | undefined> {
   const read = async (key: 'ca_file' | 'cert_file' | 'key_file'): Promise<Buffer | undefined> => {
     const file = r[key];
     if (file === undefined) return undefined;
     try {
-      return await readFile(file);
+      const bytes = await fileReader.read(file, { maxBytes: LIMITS.replay_tls_file_max_bytes, timeoutMs: LIMITS.config_read_timeout_ms });
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      throw new Error(`replay.redis.${key}: cannot read ${file}${typeof code === 'string' ? `: ${code}` : ''}`, { cause: err });
+      const why =
+        err instanceof BoundedReadError
+          ? err.code === 'not_regular'
+            ? 'not a regular file'
+            : err.code === 'too_large'
+              ? `larger than ${LIMITS.replay_tls_file_max_bytes} bytes`
+              : err.message
+          : 'error';
+      throw new Error(`replay.redis.${key}: cannot read ${file}: ${why}`, { cause: err });
     }
   };
   const [ca, cert, key] = await Promise.all([read('ca_file'), read('cert_file'), read('key_file')]);

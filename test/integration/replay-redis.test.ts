@@ -10,12 +10,16 @@
  * effect.
  */
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadRedisModule, RedisReplayStore, replyFaultKind, type RedisReplayStoreOptions } from '../../src/replay/redis.js';
 import { parseRedisUrl } from '../../src/config/redis-url.js';
 import { isReplayFault, replayDigest, type ReplayAnswer, type ReplayOpResult } from '../../src/replay/store.js';
 import { Logger } from '../../src/telemetry/log.js';
 import { until } from '../helpers/collector.js';
+import { Fifos } from '../helpers/fifo.js';
 import { RedisServer, requireRedisServer } from '../helpers/redis.js';
 import { startJwksServer, startTestServer } from '../helpers/server.js';
 import { jwksOf, testKey, WORKLOAD } from '../helpers/tokens.js';
@@ -417,6 +421,19 @@ replay: { store: redis, redis: { url: "${server.url()}" } }
   it('an unreadable TLS file stops start-up, naming its key', async () => {
     const config = configWith('{ store: redis, redis: { url: "rediss://cache:6380/0", ca_file: /nonexistent/ca.pem } }');
     await expect(openReplayStore(config, deps)).rejects.toThrow(/^replay\.redis\.ca_file: cannot read \/nonexistent\/ca\.pem: ENOENT$/);
+  });
+
+  it('a TLS file that is a FIFO (a file that never answers) is refused at once, never a blocked start-up', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hopguard-replay-fifo-'));
+    const fifos = new Fifos(dir);
+    try {
+      const fifo = fifos.make('ca.pem');
+      const config = configWith(`{ store: redis, redis: { url: "rediss://cache:6380/0", ca_file: ${fifo} } }`);
+      const opening = openReplayStore(config, deps);
+      await Promise.all([expect(opening).rejects.toThrow(/^replay\.redis\.ca_file: cannot read .*: not a regular file$/), fifos.release(opening.catch(() => {}))]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('store: memory needs no Redis client at all', async () => {
