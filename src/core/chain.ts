@@ -81,7 +81,7 @@ export function trustDomainOf(s: string): string | undefined {
  * actors, current first; or chain_invalid / chain_too_deep. Iterative and bounded: token
  * content must not be able to drive recursion or unbounded work.
  */
-export function parseChain(act: unknown, policy: Policy): { actors: string[] } | DenyDecision {
+export function parseChain(act: unknown, policy: Pick<Policy, 'trustedDomains' | 'maxChainDepth'>): { actors: string[] } | DenyDecision {
   const actors: string[] = [];
   // Beyond this many levels the chain is too deep whatever remains; never below HARD_CAP so
   // that every configured depth is still judged exactly.

@@ -39,18 +39,18 @@ export interface DelegationClaims {
   readonly cnf?: { readonly 'x5t#S256'?: string };
 }
 
-function isNonEmptyString(v: unknown): v is string {
+export function isNonEmptyString(v: unknown): v is string {
   return typeof v === 'string' && v.length > 0;
 }
 
-function isStringArray(v: unknown): v is readonly string[] {
+export function isStringArray(v: unknown): v is readonly string[] {
   if (!Array.isArray(v)) return false;
   for (const x of v) if (typeof x !== 'string') return false;
   return true;
 }
 
 /** Safe integer seconds: rejects fractions, NaN/Infinity and anything beyond 2^53. */
-function isNumericDate(v: unknown): v is number {
+export function isNumericDate(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v);
 }
 
@@ -59,7 +59,7 @@ const REQUIRED = Object.freeze(['iss', 'aud', 'sub', 'iat', 'exp', 'jti', 'act',
 
 export function validateClaims(
   payload: Readonly<Record<string, unknown>>,
-  policy: Policy,
+  policy: Pick<Policy, 'grantType'>,
 ): { claims: DelegationClaims } | DenyDecision {
   for (const name of REQUIRED) {
     // `null` counts as present (with a wrong type): only an absent member is "missing".

@@ -4,6 +4,7 @@ import { validateClaims } from './claims.js';
 import { deny } from './decision.js';
 import type { Structure, TokenDerived } from './derived.js';
 import { matchGrant } from './grants.js';
+import { timeWindowDeny } from './time.js';
 import type { Decision, DecideMemo, HopRequest, IssuerPolicy, Policy } from './types.js';
 
 /**
@@ -12,10 +13,6 @@ import type { Decision, DecideMemo, HopRequest, IssuerPolicy, Policy } from './t
  * Stateless: what it may reuse comes in as arguments — the token's derived slot (claim
  * shapes and chain, when the token is cached) and the caller's memo (compiled grant
  * patterns, certificate thumbprints); neither ever changes a decision, only its cost.
- *
- * Time: claims are NumericDate seconds, the clock and durations milliseconds. Seconds are
- * multiplied by 1000 (exact for any realistic date; for absurd safe integers the product
- * loses precision but keeps its order of magnitude, so those compare correctly too).
  */
 export function decide(
   req: HopRequest,
@@ -28,17 +25,8 @@ export function decide(
   if (!('claims' in v)) return v;
   const c = v.claims;
   const { issuer } = token;
-  const skew = issuer.clockSkewMs;
-
-  // "passed by more than clock_skew": exactly at exp + skew is still valid.
-  if (nowMs > c.exp * 1000 + skew) return deny('expired', 'exp is past (beyond clock skew)');
-  if (c.nbf !== undefined && c.nbf * 1000 > nowMs + skew) {
-    return deny('not_yet_valid', 'nbf is in the future (beyond clock skew)');
-  }
-  if (c.iat * 1000 > nowMs + skew) return deny('issued_in_future', 'iat is in the future (beyond clock skew)');
-  if ((c.exp - c.iat) * 1000 > issuer.maxLifetimeMs) {
-    return deny('lifetime_too_long', 'exp - iat exceeds the issuer max_lifetime');
-  }
+  const late = timeWindowDeny(c, issuer, nowMs);
+  if (late !== undefined) return late;
 
   const aud = c.aud;
   const audOk =
