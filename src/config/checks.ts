@@ -125,3 +125,8 @@ export function discoveryIssuerProblem(issuer: string, allowInsecureHttp: boolea
   if (u.search !== '' || u.hash !== '') return 'with discovery: true the issuer must not have a query or #fragment';
   return undefined;
 }
+
+/** True for a host that only this machine can reach (the STS's plain-HTTP listener). */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(host);
+}

@@ -113,6 +113,32 @@ export const DEFAULTS = Object.freeze({
   }),
 });
 
+/** `hopguard sts` (SPEC §7); `events`, `log`, `shutdown` take serve's defaults. */
+export const STS_DEFAULTS = Object.freeze({
+  listen: Object.freeze({
+    /** /metrics /healthz /readyz; serve's admin port + 1, so both run side by side locally. */
+    admin: '127.0.0.1:9465',
+  }),
+  signing: Object.freeze({
+    /** Longer than a sidecar's refresh_interval (5m): every sidecar holds a new key before it signs. */
+    publish_ahead: 10 * MINUTE,
+  }),
+  token: Object.freeze({
+    lifetime: 60 * SECOND,
+    bind_certificate: true,
+    clock_skew: 10 * SECOND,
+    max_bytes: 8192,
+  }),
+  subject_issuer: Object.freeze({
+    /** Identity providers sign access tokens with RSA more often than not. */
+    algorithms: Object.freeze(['RS256', 'ES256'] as const),
+    /** RFC 9068 access tokens, and the generic JWT type many IdPs still use. */
+    typ: Object.freeze(['at+jwt', 'JWT']),
+    /** Access tokens live longer than delegation tokens (typically 5 min to 1 h). */
+    max_lifetime: 1 * HOUR,
+  }),
+});
+
 /** Hard bounds the schema enforces; values outside are config errors, never clamped. */
 export const LIMITS = Object.freeze({
   /** Largest config file read (a Kubernetes ConfigMap cannot exceed 1 MiB either). */
@@ -130,6 +156,8 @@ export const LIMITS = Object.freeze({
   duration_max_ms: 2 ** 31 - 1,
   max_jwks_bytes: 64 * 1024 * 1024,
   max_chain_depth: 32,
+  /** An issued delegation token lives at most this long (`token.lifetime`). */
+  sts_lifetime_max_ms: 1 * HOUR,
   events_batch_size: 100_000,
   events_max_buffer: 10_000_000,
   replay_max_entries: 10_000_000,

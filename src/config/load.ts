@@ -11,12 +11,15 @@ import { BoundedReadError, fileReader } from '../lib/bounded-read.js';
 import { parseDocument, type YAMLError } from 'yaml';
 import { LIMITS } from './defaults.js';
 import { describeValue, formatPath, type ConfigIssue } from './issues.js';
-import { validateConfig } from './schema.js';
+import { validateConfig, type ValidateOptions } from './schema.js';
 import type { HopguardConfig } from './types.js';
 
-export type ConfigResult =
-  | { readonly ok: true; readonly config: HopguardConfig }
-  | { readonly ok: false; readonly errors: ConfigIssue[] };
+/** A validated config of some command (`serve`, `sts`), or every problem with its key. */
+export type ParsedConfig<T> = { readonly ok: true; readonly config: T } | { readonly ok: false; readonly errors: ConfigIssue[] };
+export type ConfigResult = ParsedConfig<HopguardConfig>;
+
+/** The one validation of a command's config (schema.ts for `serve`, sts-schema.ts for `sts`). */
+export type ConfigValidator<T> = (data: unknown, opts: ValidateOptions) => ParsedConfig<T>;
 
 export interface ParseConfigOptions {
   /** Variables for `${VAR}` expansion (normally process.env). */
@@ -28,6 +31,11 @@ export interface ParseConfigOptions {
 }
 
 export function parseConfig(text: string, opts: ParseConfigOptions): ConfigResult {
+  return parseConfigWith(text, opts, validateConfig);
+}
+
+/** YAML text → a config validated by `validate`: the same YAML rules and `${VAR}` expansion for every command. */
+export function parseConfigWith<T>(text: string, opts: ParseConfigOptions, validate: ConfigValidator<T>): ParsedConfig<T> {
   if (Buffer.byteLength(text, 'utf8') > LIMITS.config_max_bytes) {
     return fail('(file)', `config is larger than ${LIMITS.config_max_bytes} bytes`);
   }
@@ -55,7 +63,7 @@ export function parseConfig(text: string, opts: ParseConfigOptions): ConfigResul
 
   const envErrors: ConfigIssue[] = [];
   const expanded = expandTree(data, [], opts.env, envErrors);
-  const result = validateConfig(expanded, opts.baseDir === undefined ? {} : { baseDir: opts.baseDir });
+  const result = validate(expanded, opts.baseDir === undefined ? {} : { baseDir: opts.baseDir });
   if (envErrors.length === 0) return result;
   // Report the unset variables, plus schema problems elsewhere (the unexpanded text at
   // the env-error keys would only add confusing duplicates).
@@ -69,9 +77,17 @@ export async function loadConfigFile(
   path: string,
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): Promise<ConfigResult> {
+  return loadConfigFileWith(path, env, validateConfig);
+}
+
+export async function loadConfigFileWith<T>(
+  path: string,
+  env: Readonly<Record<string, string | undefined>>,
+  validate: ConfigValidator<T>,
+): Promise<ParsedConfig<T>> {
   const read = await readConfigText(path);
   if ('error' in read) return fail('(file)', read.error);
-  return parseConfig(read.text, { env, source: path, baseDir: dirname(path) });
+  return parseConfigWith(read.text, { env, source: path, baseDir: dirname(path) }, validate);
 }
 
 /**
@@ -98,7 +114,7 @@ export async function readConfigText(file: string): Promise<{ text: string } | {
   return { text: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8') };
 }
 
-function fail(key: string, message: string): ConfigResult {
+function fail<T>(key: string, message: string): ParsedConfig<T> {
   return { ok: false, errors: [{ key, message }] };
 }
 

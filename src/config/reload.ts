@@ -13,6 +13,7 @@ export function keySourceLocation(i: IssuerConfig): string {
     i.jwks_file ?? null,
     i.discovery === true,
     i.allow_insecure_http,
+    i.ca_file ?? null,
   ]);
 }
 

@@ -26,13 +26,13 @@ import { issueMessage, toConfigIssues } from './messages.js';
 import { parseRedisUrl } from './redis-url.js';
 import type { HopguardConfig } from './types.js';
 
-type Ctx = z.RefinementCtx;
+export type Ctx = z.RefinementCtx;
 
 /**
  * Adds an aborting issue. zod v4 custom issues are non-aborting by default, which would let
  * the enclosing object's cross-field checks run on values already found invalid.
  */
-function addIssue(ctx: Ctx, message: string, path?: PropertyKey[]): void {
+export function addIssue(ctx: Ctx, message: string, path?: PropertyKey[]): void {
   ctx.addIssue(
     path === undefined
       ? { code: 'custom', message, continue: false }
@@ -41,7 +41,7 @@ function addIssue(ctx: Ctx, message: string, path?: PropertyKey[]): void {
 }
 
 /** A duration string converted to milliseconds, within [min, LIMITS.duration_max_ms]. */
-function duration(min = 0) {
+export function duration(min = 0) {
   return z
     .string({ error: (iss) => `expected a duration such as 10s, got ${describeValue(iss.input)}` })
     .transform((s, ctx) => {
@@ -62,20 +62,20 @@ function duration(min = 0) {
     });
 }
 
-function int(min: number, max: number) {
+export function int(min: number, max: number) {
   return z.int().min(min).max(max);
 }
 
 // abort: later checks on the same value would only repeat the complaint.
-const nonEmpty = z.string().min(1, { abort: true });
+export const nonEmpty = z.string().min(1, { abort: true });
 
 /** A non-empty string with no surrounding whitespace (compared byte-for-byte later). */
-const exactString = nonEmpty.refine((s) => !surroundingSpace(s), {
+export const exactString = nonEmpty.refine((s) => !surroundingSpace(s), {
   message: 'must not start or end with whitespace',
   abort: true,
 });
 
-function address() {
+export function address() {
   return z.string().superRefine((s, ctx) => {
     const { problem } = parseHostPort(s);
     if (problem !== undefined) {
@@ -85,7 +85,7 @@ function address() {
 }
 
 /** An absolute http(s) URL without credentials or fragment. */
-function httpUrl() {
+export function httpUrl() {
   return z.string().superRefine((s, ctx) => {
     if (surroundingSpace(s)) {
       addIssue(ctx, 'must not start or end with whitespace');
@@ -109,7 +109,7 @@ function httpUrl() {
 }
 
 /** Reports the second and later occurrences of a key, at their own index. */
-function unique<T>(label: string, keyOf: (v: T) => string, subPath: PropertyKey[] = []) {
+export function unique<T>(label: string, keyOf: (v: T) => string, subPath: PropertyKey[] = []) {
   return (arr: readonly T[], ctx: Ctx): void => {
     const seen = new Map<string, number>();
     arr.forEach((v, i) => {
@@ -121,7 +121,7 @@ function unique<T>(label: string, keyOf: (v: T) => string, subPath: PropertyKey[
   };
 }
 
-const algorithm = z.enum(SUPPORTED_ALGORITHMS, {
+export const algorithm = z.enum(SUPPORTED_ALGORITHMS, {
   error: (iss) => {
     const hint = typeof iss.input === 'string' && /^(none|HS\d+)$/i.test(iss.input) ? ' (only asymmetric algorithms are accepted)' : '';
     return `unsupported algorithm ${describeValue(iss.input)}${hint}; expected one of ${SUPPORTED_ALGORITHMS.join(', ')}`;
@@ -158,12 +158,25 @@ const tokenShape = {
   cache_max_entries: int(0, LIMITS.token_cache_max_entries).default(D.token.cache_max_entries),
 };
 
-const issuerShape = {
-  // No control characters: the shared replay store keys on iss NUL jti (SPEC §9).
-  issuer: exactString.refine((s) => !hasControlCharacter(s), { message: 'must not contain control characters', abort: true }),
+/** Where an issuer's keys come from and how they are fetched: shared by serve's issuers[] and the STS's subject_issuers[]. */
+export const issuerKeyShape = {
   jwks_uri: httpUrl().optional(),
   jwks_file: nonEmpty.optional(),
   discovery: z.boolean().optional(),
+  ca_file: nonEmpty.optional(),
+  clock_skew: duration().default(D.issuer.clock_skew),
+  allow_insecure_http: z.boolean().default(D.issuer.allow_insecure_http),
+  refresh_interval: duration(1).default(D.issuer.refresh_interval),
+  cooldown: duration().default(D.issuer.cooldown),
+  max_stale: duration().default(D.issuer.max_stale),
+  fetch_timeout: duration(1).default(D.issuer.fetch_timeout),
+  max_jwks_bytes: int(1, LIMITS.max_jwks_bytes).default(D.issuer.max_jwks_bytes),
+};
+
+const issuerShape = {
+  // No control characters: the shared replay store keys on iss NUL jti (SPEC §9).
+  issuer: exactString.refine((s) => !hasControlCharacter(s), { message: 'must not contain control characters', abort: true }),
+  ...issuerKeyShape,
   algorithms: z
     .array(algorithm)
     .min(1)
@@ -173,20 +186,26 @@ const issuerShape = {
     .string()
     .refine(isMediaTypeName, { message: 'expected a media type such as delegation+jwt', abort: true })
     .default(D.issuer.typ),
-  clock_skew: duration().default(D.issuer.clock_skew),
   max_lifetime: duration(1).default(D.issuer.max_lifetime),
   audience_arrays: z.boolean().default(D.issuer.audience_arrays),
-  allow_insecure_http: z.boolean().default(D.issuer.allow_insecure_http),
-  refresh_interval: duration(1).default(D.issuer.refresh_interval),
-  cooldown: duration().default(D.issuer.cooldown),
-  max_stale: duration().default(D.issuer.max_stale),
-  fetch_timeout: duration(1).default(D.issuer.fetch_timeout),
-  max_jwks_bytes: int(1, LIMITS.max_jwks_bytes).default(D.issuer.max_jwks_bytes),
 };
 
 const KEY_LOCATIONS = 'jwks_uri, jwks_file or discovery: true';
 
-const issuerSchema = z.strictObject(issuerShape).superRefine((i, ctx) => {
+/** The key-location rules of an issuer entry (serve's issuers[], the STS's subject_issuers[]). */
+export function checkIssuerKeys(
+  i: {
+    readonly issuer: string;
+    readonly jwks_uri?: string | undefined;
+    readonly jwks_file?: string | undefined;
+    readonly discovery?: boolean | undefined;
+    readonly ca_file?: string | undefined;
+    readonly allow_insecure_http: boolean;
+    readonly max_stale: number;
+    readonly refresh_interval: number;
+  },
+  ctx: Ctx,
+): void {
   const hasUri = i.jwks_uri !== undefined;
   const hasFile = i.jwks_file !== undefined;
   const hasDiscovery = i.discovery === true;
@@ -196,7 +215,7 @@ const issuerSchema = z.strictObject(issuerShape).superRefine((i, ctx) => {
   if (n !== 1) return;
   // Field checks abort on a bad jwks_uri, so this only sees URLs that parsed; startsWith
   // (not new URL) keeps it from ever throwing regardless.
-  if (hasUri && !i.allow_insecure_http && !(i.jwks_uri as string).toLowerCase().startsWith('https:')) {
+  if (hasUri && !i.allow_insecure_http && !i.jwks_uri.toLowerCase().startsWith('https:')) {
     addIssue(ctx, 'must be https (set allow_insecure_http: true to allow http, for loopback or dev only)', [
       'jwks_uri',
     ]);
@@ -206,6 +225,9 @@ const issuerSchema = z.strictObject(issuerShape).superRefine((i, ctx) => {
     const problem = discoveryIssuerProblem(i.issuer, i.allow_insecure_http);
     if (problem !== undefined) addIssue(ctx, problem, ['issuer']);
   }
+  if (hasFile && i.ca_file !== undefined) {
+    addIssue(ctx, 'applies to fetched keys only (jwks_uri or discovery: true), not to jwks_file', ['ca_file']);
+  }
   // Remote keys expire max_stale after the last successful fetch; a max_stale below the
   // refresh period would make them expire between two healthy refreshes.
   if ((hasUri || hasDiscovery) && i.max_stale < i.refresh_interval) {
@@ -213,9 +235,11 @@ const issuerSchema = z.strictObject(issuerShape).superRefine((i, ctx) => {
       'max_stale',
     ]);
   }
-});
+}
 
-const delegationShape = {
+const issuerSchema = z.strictObject(issuerShape).superRefine(checkIssuerKeys);
+
+export const delegationShape = {
   require_peer_identity: z.boolean().default(D.delegation.require_peer_identity),
   trusted_domains: z
     .array(
@@ -246,7 +270,7 @@ const exemptShape = {
   }),
 };
 
-const eventsHttpShape = {
+export const eventsHttpShape = {
   url: httpUrl().optional(),
   batch_size: int(1, LIMITS.events_batch_size).default(D.events.http.batch_size),
   flush_interval: duration(1).default(D.events.http.flush_interval),
@@ -254,7 +278,7 @@ const eventsHttpShape = {
   timeout: duration(1).default(D.events.http.timeout),
 };
 
-const eventsShape = {
+export const eventsShape = {
   sinks: z
     .array(z.enum(EVENT_SINKS))
     .min(1)
@@ -265,6 +289,16 @@ const eventsShape = {
   // A secret: its messages never echo the value.
   sample_key: z.string().min(LIMITS.sample_key_min_chars).max(LIMITS.sample_key_max_chars).optional(),
 };
+
+/** `events:` (SPEC §4), for serve and the STS alike. */
+export const eventsSchema = z.strictObject(eventsShape).superRefine((e, ctx) => {
+  if (e.sinks.includes('http') && e.http.url === undefined) {
+    addIssue(ctx, 'required when events.sinks includes http', ['http', 'url']);
+  }
+  if (e.http.max_buffer < e.http.batch_size) {
+    addIssue(ctx, `must be at least batch_size (${e.http.batch_size})`, ['http', 'max_buffer']);
+  }
+});
 
 /** `replay.redis.url`. Problems never echo the value: it may hold a password. */
 const redisUrl = z.string().superRefine((s, ctx) => {
@@ -310,12 +344,12 @@ const limitsShape = {
   max_headers: int(1, LIMITS.max_headers).default(D.limits.max_headers),
 };
 
-const shutdownShape = {
+export const shutdownShape = {
   drain: duration().default(D.shutdown.drain),
   grace: duration(1).default(D.shutdown.grace),
 };
 
-const logShape = {
+export const logShape = {
   level: z.enum(LOG_LEVELS).default(D.log.level),
 };
 
@@ -331,17 +365,7 @@ const rootShape = {
     .superRefine(unique('issuer', (i: { issuer: string }) => i.issuer, ['issuer'])),
   delegation: z.strictObject(delegationShape),
   exempt: z.array(z.strictObject(exemptShape)).default(() => []),
-  events: z
-    .strictObject(eventsShape)
-    .superRefine((e, ctx) => {
-      if (e.sinks.includes('http') && e.http.url === undefined) {
-        addIssue(ctx, 'required when events.sinks includes http', ['http', 'url']);
-      }
-      if (e.http.max_buffer < e.http.batch_size) {
-        addIssue(ctx, `must be at least batch_size (${e.http.batch_size})`, ['http', 'max_buffer']);
-      }
-    })
-    .prefault({}),
+  events: eventsSchema.prefault({}),
   replay: z
     .strictObject(replayShape)
     .superRefine((r, ctx) => {
@@ -353,7 +377,7 @@ const rootShape = {
   shutdown: z.strictObject(shutdownShape).prefault({}),
 };
 
-const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '0:0:0:0:0:0:0:0']);
+export const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '0:0:0:0:0:0:0:0']);
 
 const hopguardConfigSchema = z.strictObject(rootShape).superRefine((c, ctx) => {
   // Two listeners on one port would fail at bind time with a less helpful error.
@@ -413,18 +437,24 @@ export function validateConfig(data: unknown, opts: ValidateOptions = {}): Valid
     const redis = config.replay.redis;
     config = {
       ...config,
-      issuers: config.issuers.map((i) =>
-        i.jwks_file !== undefined && !isAbsolute(i.jwks_file)
-          ? { ...i, jwks_file: resolvePath(baseDir, i.jwks_file) }
-          : i,
-      ),
+      issuers: config.issuers.map((i) => resolveIssuerFiles(i, baseDir)),
       replay: { ...config.replay, redis: { ...redis, ca_file: abs(redis.ca_file), cert_file: abs(redis.cert_file), key_file: abs(redis.key_file) } },
     };
   }
   return { ok: true, config: deepFreeze(config) };
 }
 
-function deepFreeze<T>(v: T): T {
+/** jwks_file and ca_file relative to the config file's directory. */
+export function resolveIssuerFiles<I extends { readonly jwks_file?: string | undefined; readonly ca_file?: string | undefined }>(
+  i: I,
+  baseDir: string,
+): I {
+  const abs = (f: string | undefined) => (f !== undefined && !isAbsolute(f) ? resolvePath(baseDir, f) : f);
+  if (abs(i.jwks_file) === i.jwks_file && abs(i.ca_file) === i.ca_file) return i;
+  return { ...i, jwks_file: abs(i.jwks_file), ca_file: abs(i.ca_file) };
+}
+
+export function deepFreeze<T>(v: T): T {
   if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) {
     Object.freeze(v);
     for (const child of Object.values(v)) deepFreeze(child);

@@ -49,6 +49,11 @@ export interface IssuerConfig {
   readonly max_stale: number;
   readonly fetch_timeout: number;
   readonly max_jwks_bytes: number;
+  /**
+   * PEM CA bundle trusted for this issuer's fetches (jwks_uri, discovery) besides the system
+   * roots; absolute when the config was loaded from a file.
+   */
+  readonly ca_file?: string | undefined;
 }
 
 export interface DelegationConfig {

@@ -1,4 +1,4 @@
-import { isPlainObject, own } from './claims.js';
+import { isPlainObject, own } from './json.js';
 import { isSpiffeId } from './chain.js';
 import type { Grant } from './containment.js';
 import { exchangeError, type ExchangeError } from './exchange-errors.js';

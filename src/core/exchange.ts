@@ -1,14 +1,8 @@
 import { parseChain } from './chain.js';
-import {
-  isNonEmptyString,
-  isNumericDate,
-  isStringArray,
-  own,
-  validateClaims,
-  type AuthorizationDetail,
-} from './claims.js';
+import { isNonEmptyString, isNumericDate, isStringArray, validateClaims, type AuthorizationDetail } from './claims.js';
 import { containingGrant, type Grant } from './containment.js';
 import { exchangeError, fromDeny, type ExchangeError } from './exchange-errors.js';
+import { own } from './json.js';
 import type { ExchangeRequest } from './exchange-request.js';
 import { timeWindowDeny } from './time.js';
 import type { IssuerPolicy } from './types.js';

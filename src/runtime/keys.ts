@@ -2,11 +2,14 @@
  * Issuer keys as `serve` gets them: the key source an issuer's config asks for, and the
  * offline check of a `jwks_file` that `hopguard validate` runs.
  */
+import { readFileSync } from 'node:fs';
 import type { IssuerConfig } from '../config/types.js';
 import type { Timers } from '../lib/timers.js';
 import { readJwksFile } from '../token/jwks-file.js';
 import { parseJwksDocument, type RejectedKey } from '../token/jwks.js';
 import { KeySourceError, type RefreshResult } from '../token/key-source-results.js';
+import { fetchWithCa } from '../token/ca-fetch.js';
+import type { FetchLike } from '../token/jwks-http.js';
 import { FileKeySource, HttpKeySource } from '../token/sources.js';
 import type { KeySource } from '../token/types.js';
 import type { Clock } from './clock.js';
@@ -24,7 +27,23 @@ export interface KeySourceHooks {
  * success); a jwks_file is watched (symlink-swap safe) and re-checked every
  * refresh_interval. close() stops all of it.
  */
-export function keySourceFor(i: IssuerConfig, clock: Clock, hooks: KeySourceHooks = {}): KeySource {
+/** The key options of an issuer entry (serve's issuers[], the STS's subject_issuers[]). */
+export type IssuerKeyOptions = Pick<
+  IssuerConfig,
+  | 'issuer'
+  | 'jwks_uri'
+  | 'jwks_file'
+  | 'discovery'
+  | 'ca_file'
+  | 'allow_insecure_http'
+  | 'refresh_interval'
+  | 'cooldown'
+  | 'max_stale'
+  | 'fetch_timeout'
+  | 'max_jwks_bytes'
+>;
+
+export function keySourceFor(i: IssuerKeyOptions, clock: Clock, hooks: KeySourceHooks = {}): KeySource {
   const common = {
     cooldownMs: i.cooldown,
     refreshIntervalMs: i.refresh_interval,
@@ -37,6 +56,7 @@ export function keySourceFor(i: IssuerConfig, clock: Clock, hooks: KeySourceHook
   }
   return new HttpKeySource({
     ...common,
+    ...(i.ca_file !== undefined ? { fetch: caFetch(i.ca_file) } : {}),
     uri: i.discovery === true ? undefined : i.jwks_uri,
     discoveryIssuer: i.discovery === true ? i.issuer : undefined,
     timeoutMs: i.fetch_timeout,
@@ -44,6 +64,24 @@ export function keySourceFor(i: IssuerConfig, clock: Clock, hooks: KeySourceHook
     maxStaleMs: i.max_stale,
     allowInsecureHttp: i.allow_insecure_http,
   });
+}
+
+/**
+ * Fetches trusting `issuers[].ca_file` besides the system roots. An unreadable file or one
+ * without a certificate is an error naming the key: start-up fails, a reload is rejected.
+ */
+export function caFetch(file: string): FetchLike {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`issuers[].ca_file: cannot read ${file}: ${(e as { code?: string }).code ?? 'error'}`, { cause: e });
+  }
+  try {
+    return fetchWithCa(pem);
+  } catch (e) {
+    throw new Error(`issuers[].ca_file: ${file}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
 }
 
 export type KeyFileCheck =

@@ -45,6 +45,8 @@ export interface KeySource {
 export interface IssuerRuntime {
   readonly policy: IssuerPolicy;
   readonly keys: KeySource;
+  /** Accepted `typ` values when more than `policy.typ` (the STS's subject_issuers list them). */
+  readonly typs?: readonly string[];
 }
 
 /**

@@ -52,8 +52,8 @@ interface CachedVerification {
 interface IssuerEntry {
   readonly runtime: IssuerRuntime;
   readonly algorithms: ReadonlySet<string>;
-  /** Expected typ, ASCII-lower-cased, without `application/`. */
-  readonly typ: string;
+  /** Accepted typ values, ASCII-lower-cased, without `application/`. */
+  readonly typs: ReadonlySet<string>;
 }
 
 function fail(reason: DenyReason, detail: string, iss?: string, kid?: string): VerifyResult {
@@ -82,7 +82,8 @@ export class TokenVerifier {
     const m = new Map<string, IssuerEntry>();
     for (const runtime of opts.issuers) {
       const p = runtime.policy;
-      m.set(p.issuer, { runtime, algorithms: new Set(p.algorithms), typ: normalizeTyp(p.typ) });
+      const typs = new Set((runtime.typs ?? [p.typ]).map(normalizeTyp));
+      m.set(p.issuer, { runtime, algorithms: new Set(p.algorithms), typs });
     }
     this.issuers = m;
     this.maxBytes = opts.maxBytes;
@@ -197,7 +198,7 @@ export class TokenVerifier {
       if (algorithm === undefined) return fail('alg_not_allowed', 'alg is not allowed for this issuer', iss, kid);
 
       const typ = own(header, 'typ');
-      if (typeof typ !== 'string' || normalizeTyp(typ) !== entry.typ) {
+      if (typeof typ !== 'string' || !entry.typs.has(normalizeTyp(typ))) {
         return fail('bad_typ', typ === undefined ? 'typ absent' : 'typ does not match', iss, kid);
       }
 
