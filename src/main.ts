@@ -5,19 +5,23 @@ import { processIo, UsageError, type Io } from './cli/flags.js';
 import { callCommand, CALL_USAGE } from './cli/call.js';
 import { checkCommand, CHECK_USAGE } from './cli/check.js';
 import { devCommand, DEV_USAGE } from './cli/dev.js';
+import { exchangeCommand, EXCHANGE_USAGE } from './cli/exchange.js';
 import { keygenCommand, KEYGEN_USAGE, mintCommand, MINT_USAGE } from './cli/mint.js';
 import { serveCommand, SERVE_USAGE } from './cli/serve.js';
+import { stsCommand, STS_USAGE } from './cli/sts.js';
 import { validateCommand, VALIDATE_USAGE } from './cli/validate.js';
 import { VERSION } from './version.js';
 
 const COMMANDS: Record<string, { run: (argv: string[], io: Io) => Promise<number>; usage: string; about: string }> = {
   serve: { run: serveCommand, usage: SERVE_USAGE, about: 'run the ext_authz server' },
+  sts: { run: stsCommand, usage: STS_USAGE, about: 'run the token exchange that issues delegation tokens' },
   dev: { run: devCommand, usage: DEV_USAGE, about: 'zero-config local server with an ephemeral issuer' },
   validate: { run: validateCommand, usage: VALIDATE_USAGE, about: 'check a config file and exit' },
   check: { run: checkCommand, usage: CHECK_USAGE, about: 'explain the decision for one request, offline' },
   mint: { run: mintCommand, usage: MINT_USAGE, about: 'sign a delegation token' },
   keygen: { run: keygenCommand, usage: KEYGEN_USAGE, about: 'create a signing key and its JWKS' },
   call: { run: callCommand, usage: CALL_USAGE, about: 'send one CheckRequest to a running server' },
+  exchange: { run: exchangeCommand, usage: EXCHANGE_USAGE, about: 'exchange a token at a running hopguard sts' },
 };
 
 function help(): string {

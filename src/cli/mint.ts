@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { parseDuration } from '../config/duration.js';
 import { x5tS256 } from '../core/cert.js';
 import { actChain, generateSigningKey, importSigningKey, mintToken } from '../token/mint.js';
@@ -11,7 +12,10 @@ export const MINT_USAGE = [
   '              [--jti J] [--cnf-cert PEM_FILE] [--claims JSON] [--typ T] [--now TIME]',
 ].join('\n');
 
-export const KEYGEN_USAGE = 'hopguard keygen [--alg ES256|EdDSA] [--kid KID] --private FILE --jwks FILE';
+export const KEYGEN_USAGE = [
+  'hopguard keygen [--alg ES256|EdDSA] [--kid KID] --private FILE --jwks FILE',
+  'hopguard keygen [--alg ES256|EdDSA] [--kid KID] --keys-dir DIR [--jwks FILE]   (a signing key for hopguard sts)',
+].join('\n');
 
 type SigningAlg = 'ES256' | 'EdDSA';
 function signingAlg(s: string | undefined): SigningAlg {
@@ -102,15 +106,48 @@ export async function mintCommand(argv: string[], io: Io): Promise<number> {
   return 0;
 }
 
-/** Writes a new signing key (private JWK) and the matching public JWKS. */
+/**
+ * A kid that sorts by creation time: the STS signs with the greatest kid among its keys
+ * known for publish_ahead, so a newer key takes over once it is published.
+ */
+export function timestampKid(nowMs: number, kid: string): string {
+  const t = new Date(nowMs).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z'); // 20260115T100000Z
+  return `${t}-${kid.slice(0, 8)}`;
+}
+
+const KID_FILE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/**
+ * Writes a new signing key (private JWK) and the matching public JWKS; with --keys-dir, a
+ * key file the STS reads (`DIR/<kid>.json`, mode 0600, with its creation time as `iat`).
+ */
 export async function keygenCommand(argv: string[], io: Io): Promise<number> {
   const { values } = parse(argv, {
     alg: { type: 'string' },
     kid: { type: 'string' },
     private: { type: 'string' },
     jwks: { type: 'string' },
+    'keys-dir': { type: 'string' },
   });
   const alg = signingAlg(values.alg);
+  const dir = values['keys-dir'];
+  if (dir !== undefined) {
+    if (values.private !== undefined) throw new UsageError('give --keys-dir or --private, not both');
+    const nowMs = Date.now();
+    const generated = await generateSigningKey(alg, values.kid);
+    const kid = values.kid ?? timestampKid(nowMs, generated.kid);
+    if (!KID_FILE_RE.test(kid)) throw new UsageError('--kid: with --keys-dir the kid names the file: letters, digits, ".", "_", "-"');
+    const file = path.join(dir, `${kid}.json`);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    // wx: never overwrite a key (an existing kid would change its key under the sidecars).
+    const privateJwk = { ...generated.privateJwk, kid, iat: Math.floor(nowMs / 1000) };
+    await writeFile(file, JSON.stringify(privateJwk, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+    if (values.jwks !== undefined) {
+      await writeFile(values.jwks, JSON.stringify({ keys: [{ ...generated.publicJwk, kid }] }, null, 2) + '\n');
+    }
+    io.out(`wrote ${file} (private, ${alg}, kid ${kid})${values.jwks !== undefined ? ` and ${values.jwks} (public JWKS)` : ''}\n`);
+    return 0;
+  }
   const privateFile = required(values.private, 'private');
   const jwksFile = required(values.jwks, 'jwks');
   const k = await generateSigningKey(alg, values.kid);

@@ -12,7 +12,8 @@ import { parseDocument, type YAMLError } from 'yaml';
 import { LIMITS } from './defaults.js';
 import { describeValue, formatPath, type ConfigIssue } from './issues.js';
 import { validateConfig, type ValidateOptions } from './schema.js';
-import type { HopguardConfig } from './types.js';
+import { validateStsConfig } from './sts-schema.js';
+import type { HopguardConfig, StsConfig } from './types.js';
 
 /** A validated config of some command (`serve`, `sts`), or every problem with its key. */
 export type ParsedConfig<T> = { readonly ok: true; readonly config: T } | { readonly ok: false; readonly errors: ConfigIssue[] };
@@ -78,6 +79,19 @@ export async function loadConfigFile(
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): Promise<ConfigResult> {
   return loadConfigFileWith(path, env, validateConfig);
+}
+
+/** `hopguard sts`: the STS config file (SPEC §7), with serve's YAML and `${VAR}` rules. */
+export function loadStsConfigFile(
+  path: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Promise<ParsedConfig<StsConfig>> {
+  return loadConfigFileWith(path, env, validateStsConfig);
+}
+
+/** STS config text (dev, tests). */
+export function parseStsConfig(text: string, opts: ParseConfigOptions): ParsedConfig<StsConfig> {
+  return parseConfigWith(text, opts, validateStsConfig);
 }
 
 export async function loadConfigFileWith<T>(

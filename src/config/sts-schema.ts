@@ -1,13 +1,15 @@
 /**
- * The one validation of a `hopguard sts` config (SPEC §7), with the conventions of serve's
- * (schema.ts): strict objects whose errors name the key, durations in milliseconds, every
- * default from defaults.ts, relative file paths resolved against the config's directory.
+ * The one validation of a `hopguard sts` config (SPEC §7), as zod shapes, with the
+ * conventions of serve's (schema.ts, whose building blocks it shares): strict objects whose
+ * errors name the key, durations in milliseconds, every default from defaults.ts, relative
+ * file paths resolved against the config's directory. The output is `StsConfig` (types.ts);
+ * consumers load it through load.ts (loadStsConfigFile, parseStsConfig).
  */
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import { isSpiffeId, trustDomainOf } from '../core/chain.js';
 import { canonicalProblem, compilePattern } from '../core/path.js';
-import { LIMITS, STS_DEFAULTS, type SupportedAlgorithm } from './defaults.js';
+import { LIMITS, STS_DEFAULTS } from './defaults.js';
 import { describeValue, type ConfigIssue } from './issues.js';
 import { isLoopbackHost, isMediaTypeName, splitHostPort } from './checks.js';
 import { issueMessage, toConfigIssues } from './messages.js';
@@ -33,100 +35,7 @@ import {
   WILDCARD_HOSTS,
   type ValidateOptions,
 } from './schema.js';
-import type { EventsConfig, LogConfig, ShutdownConfig } from './types.js';
-
-// ---------------------------------------------------------------------------------------
-// Output types.
-
-export interface StsListenConfig {
-  /** Exactly one of https / http is set. */
-  readonly https?: string | undefined;
-  /** Plain HTTP on loopback behind a mesh proxy (with trust_forwarded_client_cert). */
-  readonly http?: string | undefined;
-  readonly admin: string;
-}
-
-export interface StsTlsConfig {
-  readonly cert_file: string;
-  readonly key_file: string;
-  /** Client certificates must chain to this bundle. */
-  readonly client_ca_file: string;
-}
-
-export interface StsSigningConfig {
-  readonly keys_dir: string;
-  /** ms */
-  readonly publish_ahead: number;
-}
-
-export interface StsTokenConfig {
-  /** ms, whole seconds. */
-  readonly lifetime: number;
-  readonly bind_certificate: boolean;
-  /** ms: allowed clock difference when verifying hop subject tokens. */
-  readonly clock_skew: number;
-  /** Largest subject token accepted, bytes. */
-  readonly max_bytes: number;
-}
-
-export interface StsDelegationConfig {
-  readonly trusted_domains: readonly string[];
-  readonly max_chain_depth: number;
-  readonly grant_type: string;
-}
-
-export interface GrantConfig {
-  readonly type: string;
-  readonly locations: readonly string[];
-  readonly actions: readonly string[];
-  readonly paths?: readonly string[] | undefined;
-}
-
-export interface GrantRuleConfig {
-  readonly when?:
-    | {
-        readonly scope?: readonly string[] | undefined;
-        readonly claims?: Readonly<Record<string, string | number | boolean>> | undefined;
-      }
-    | undefined;
-  readonly grant: GrantConfig;
-}
-
-export interface SubjectIssuerConfig {
-  readonly issuer: string;
-  readonly jwks_uri?: string | undefined;
-  readonly jwks_file?: string | undefined;
-  readonly discovery?: boolean | undefined;
-  readonly ca_file?: string | undefined;
-  readonly algorithms: readonly SupportedAlgorithm[];
-  /** Accepted `typ` values, as written. */
-  readonly typ: readonly string[];
-  readonly audience: string;
-  readonly clock_skew: number;
-  readonly max_lifetime: number;
-  readonly allow_insecure_http: boolean;
-  readonly refresh_interval: number;
-  readonly cooldown: number;
-  readonly max_stale: number;
-  readonly fetch_timeout: number;
-  readonly max_jwks_bytes: number;
-  readonly actors: readonly string[];
-  readonly grants: readonly GrantRuleConfig[];
-}
-
-export interface StsConfig {
-  readonly listen: StsListenConfig;
-  readonly issuer: string;
-  readonly tls?: StsTlsConfig | undefined;
-  readonly trust_forwarded_client_cert: boolean;
-  readonly signing: StsSigningConfig;
-  readonly token: StsTokenConfig;
-  readonly delegation: StsDelegationConfig;
-  readonly subject_issuers: readonly SubjectIssuerConfig[];
-  readonly events: EventsConfig;
-  readonly log: LogConfig;
-  readonly shutdown: ShutdownConfig;
-}
+import type { StsConfig } from './types.js';
 
 // ---------------------------------------------------------------------------------------
 // Checks.

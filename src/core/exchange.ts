@@ -20,6 +20,12 @@ import type { IssuerPolicy } from './types.js';
 
 export type ExchangeKind = 'hop' | 'edge';
 
+/** `typ` of every token the exchange issues (SPEC §2). */
+export const DELEGATION_TYP = 'delegation+jwt';
+
+/** Algorithms the STS signs with: every one a sidecar can verify; no HMAC, never `none`. */
+export const STS_SIGNING_ALGORITHMS = Object.freeze(['ES256', 'ES384', 'ES512', 'EdDSA', 'RS256', 'PS256'] as const);
+
 /** `when` of an edge grant rule: every listed scope present, every named claim matching. */
 export interface GrantCondition {
   readonly scope?: readonly string[];

@@ -24,6 +24,7 @@ import { keySourceFor } from './keys.js';
 import { ServerLifecycle } from './lifecycle.js';
 import { RateLimiter } from '../lib/rate-limit.js';
 import { openReplayStore } from './replay.js';
+import { runUntilSignal } from './signals.js';
 
 export interface RunningServer {
   readonly grpcPort: number;
@@ -326,37 +327,12 @@ export interface ServeUntilStoppedOptions extends ServeOptions {
  * signal while keys load still means a clean stop. Rejects only when start-up fails.
  */
 export async function serveUntilStopped(config: HopguardConfig, opts: ServeUntilStoppedOptions): Promise<void> {
-  const { logger } = opts;
-  let running: RunningServer | undefined;
-  let signals = 0;
-  let skipDrain = false;
-  let requestStop: () => void = () => {};
-  const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
-  const onSignal = (signal: NodeJS.Signals): void => {
-    signals++;
-    if (signals === 1) {
-      logger.info('shutting down', { signal, drain_ms: config.shutdown.drain, grace_ms: config.shutdown.grace });
-      requestStop();
-    } else {
-      logger.info('second signal: ending the drain window now', { signal });
-      skipDrain = true;
-      running?.endDrain();
-    }
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-
-  try {
-    running = await startServer(config, opts);
-  } catch (err) {
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
-    throw err;
-  }
-  await stopRequested;
-  try {
-    await (skipDrain ? running.stop(running.config.shutdown.grace, 0) : running.shutdown());
-  } catch (err) {
-    logger.error('shutdown fault', { err });
-  }
+  await runUntilSignal(opts.logger, config.shutdown, async () => {
+    const running = await startServer(config, opts);
+    return {
+      shutdown: () => running.shutdown(),
+      stopNow: () => running.stop(running.config.shutdown.grace, 0),
+      endDrain: () => running.endDrain(),
+    };
+  });
 }

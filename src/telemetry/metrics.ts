@@ -91,6 +91,7 @@ class PendingCount {
   inc(): void {
     this.pending++;
   }
+
   flush(): void {
     const n = this.pending;
     if (n === 0) return;
@@ -160,72 +161,35 @@ export class DurationHistogram {
   }
 }
 
-export class Metrics implements DecisionMetrics {
+/**
+ * What every hopguard process exposes (serve and sts): build info, the key-source families
+ * of its configured issuers, event-sink losses, Node process metrics and event-loop delay.
+ * Each instance owns its Registry; subclasses add their own families to it.
+ */
+export class CommonMetrics {
   readonly registry: Registry;
-  private readonly decisions: Counter<'decision' | 'reason' | 'enforced'>;
-  private readonly duration: DurationHistogram;
-  private readonly cacheLookups: Counter<'result'>;
-  /** Pre-resolved like decisionChildren: a lookup happens on every Check with a token. */
-  private readonly cacheHit: PendingCount;
-  private readonly cacheMiss: PendingCount;
+  /** For subclasses' metric constructors. */
+  protected readonly registers: Registry[];
+  protected readonly nowMs: () => number;
   private readonly jwksRefreshes: Counter<'issuer' | 'result'>;
   private readonly jwksKeyGauge: Gauge<'issuer'>;
   private readonly jwksRejectedGauge: Gauge<'issuer'>;
   private readonly jwksSuccessGauge: Gauge<'issuer'>;
-  private readonly configReloads: Counter<'result'>;
-  private readonly reloadSuccessful: Gauge<never>;
-  private readonly reloadSuccessTime: Gauge<never>;
   private readonly jwksMaxStaleGauge: Gauge<'issuer'>;
   /** Issuers with a hopguard_jwks_max_stale_seconds series. */
   private staleDeadlineIssuers: ReadonlySet<string> = new Set();
-  private readonly nowMs: () => number;
   private readonly eventsDroppedCounter: Counter<'sink'>;
-  private readonly eventsSampledOut: Counter<never>;
   private readonly eventsBufferedGauge: Gauge<'sink'>;
-  private readonly checksRefused: Counter<'limit'>;
-  private readonly replayOps: Counter<'result'>;
-  /** Per REPLAY_OP_RESULTS entry, in its order: one addition per replay-protected Check. */
-  private readonly replayOpCounts: readonly PendingCount[];
-  private readonly replayDuration: DurationHistogram;
   private issuerSet: ReadonlySet<string>;
-  /**
-   * Decision counts by reason, then [deny/allow × dry-run/enforced] (no string built per
-   * Check), flushed to prom-client when the registry is read.
-   */
-  private readonly decisionChildren = new Map<ReasonCode, (PendingCount | undefined)[]>();
   private readonly bufferedProbes = new Map<EventSinkName, () => number>();
 
   constructor(opts: MetricsOptions) {
     const registry = new Registry();
     this.registry = registry;
     const registers = [registry];
+    this.registers = registers;
     this.nowMs = opts.nowMs ?? Date.now;
 
-    this.decisions = new Counter({
-      name: 'hopguard_decisions_total',
-      help: 'Check decisions by real decision and reason; enforced="false" in dry-run (answered allow).',
-      labelNames: ['decision', 'reason', 'enforced'] as const,
-      registers,
-      collect: () => {
-        for (const slots of this.decisionChildren.values()) for (const c of slots) c?.flush();
-      },
-    });
-    this.duration = new DurationHistogram(
-      'hopguard_check_duration_seconds',
-      'Time from receiving a Check to handing its answer to gRPC.',
-      CHECK_DURATION_BUCKETS,
-    );
-    registry.registerMetric(this.duration as unknown as Parameters<Registry['registerMetric']>[0]);
-    this.cacheLookups = new Counter({
-      name: 'hopguard_token_cache_lookups_total',
-      help: 'Verified-token cache lookups by result (hit, miss).',
-      labelNames: ['result'] as const,
-      registers,
-      collect: () => {
-        this.cacheHit.flush();
-        this.cacheMiss.flush();
-      },
-    });
     this.jwksRefreshes = new Counter({
       name: 'hopguard_jwks_refreshes_total',
       help: 'JWKS load attempts by configured issuer and result (ok or the failure code: timeout, http_status, network, invalid_jwks, ...).',
@@ -256,67 +220,10 @@ export class Metrics implements DecisionMetrics {
       labelNames: ['issuer'] as const,
       registers,
     });
-    this.configReloads = new Counter({
-      name: 'hopguard_config_reloads_total',
-      help: 'Config file reloads by result (applied, rejected).',
-      labelNames: ['result'] as const,
-      registers,
-    });
-    // The state, not only the event (as Prometheus's own prometheus_config_last_reload_*):
-    // a rejected edit stays visible for as long as the old config keeps serving.
-    this.reloadSuccessful = new Gauge({
-      name: 'hopguard_config_last_reload_successful',
-      help: '1 when the config file in use is the last version read (start-up or last reload applied); 0 after a rejected reload, until one applies.',
-      registers,
-    });
-    this.reloadSuccessTime = new Gauge({
-      name: 'hopguard_config_last_reload_success_timestamp_seconds',
-      help: 'Unix time the config in use was loaded (start-up or last applied reload).',
-      registers,
-    });
-    this.reloadSuccessful.set(1);
-    this.reloadSuccessTime.set(this.nowMs() / 1000);
     this.eventsDroppedCounter = new Counter({
       name: 'hopguard_events_dropped_total',
       help: 'Decision events lost per sink (buffer overflow, non-retryable rejection, shutdown deadline).',
       labelNames: ['sink'] as const,
-      registers,
-    });
-    // Checks refused before any decision (gRPC RESOURCE_EXHAUSTED): they have no reason
-    // code and no decision event, so this is where SREs see them.
-    this.checksRefused = new Counter({
-      name: 'hopguard_checks_refused_total',
-      help: 'Checks refused with a gRPC error before any decision, by request limit (limits.*).',
-      labelNames: ['limit'] as const,
-      registers,
-    });
-    this.checksRefused.inc({ limit: 'max_headers' }, 0);
-    // SPEC §9. Counted for whichever store is configured (memory or redis).
-    const replayCounts: PendingCount[] = [];
-    this.replayOps = new Counter({
-      name: 'hopguard_replay_store_operations_total',
-      help: 'Replay store operations by result: first (a first use, recorded), replayed, error (store unreachable or erroring), timeout (no answer within replay.redis.timeout).',
-      labelNames: ['result'] as const,
-      registers,
-      collect: () => {
-        for (const c of replayCounts) c.flush();
-      },
-    });
-    for (const result of REPLAY_OP_RESULTS) {
-      const series = this.replayOps.labels(result);
-      series.inc(0);
-      replayCounts.push(new PendingCount(series));
-    }
-    this.replayOpCounts = replayCounts;
-    this.replayDuration = new DurationHistogram(
-      'hopguard_replay_store_duration_seconds',
-      'Time a replay-protected Check waited for the replay store (its answer, an error or the timeout).',
-      REPLAY_STORE_DURATION_BUCKETS,
-    );
-    registry.registerMetric(this.replayDuration as unknown as Parameters<Registry['registerMetric']>[0]);
-    this.eventsSampledOut = new Counter({
-      name: 'hopguard_events_sampled_out_total',
-      help: 'Allow events not emitted because of events.sample_allow (not a loss).',
       registers,
     });
     const probes = this.bufferedProbes;
@@ -346,23 +253,6 @@ export class Metrics implements DecisionMetrics {
     buildInfo.set({ version: opts.version }, 1);
 
     this.issuerSet = new Set(opts.issuers ?? []);
-
-    // Zero series for the counters SREs alert on, so rate() and increase() see the first
-    // count (a series born at 1 has no earlier sample to increase from). Both values of
-    // `enforced`: a dry-run process counts with "false", and a reload may switch the mode.
-    for (const r of ALL_REASONS) {
-      this.decisionChild(isAllowReason(r), r, true);
-      this.decisionChild(isAllowReason(r), r, false);
-    }
-    const hit = this.cacheLookups.labels('hit');
-    const miss = this.cacheLookups.labels('miss');
-    hit.inc(0);
-    miss.inc(0);
-    this.cacheHit = new PendingCount(hit);
-    this.cacheMiss = new PendingCount(miss);
-    this.configReloads.inc({ result: 'applied' }, 0);
-    this.configReloads.inc({ result: 'rejected' }, 0);
-    this.eventsSampledOut.inc(0);
     for (const i of this.issuerSet) this.zeroRefreshes(i);
 
     if (opts.defaultMetrics !== false) {
@@ -398,48 +288,6 @@ export class Metrics implements DecisionMetrics {
 
   get contentType(): string {
     return this.registry.contentType;
-  }
-
-  // ---- decisions (hot path) -------------------------------------------------------
-
-  /**
-   * One Check. `allow` is the REAL decision (dry-run included), `enforced` false in
-   * dry-run. An unknown reason (a bug) is counted as internal_error, never as a new series.
-   */
-  decision(allow: boolean, reason: string, enforced: boolean, latencySeconds: number): void {
-    const r: ReasonCode = isReasonCode(reason) ? reason : 'internal_error';
-    this.decisionChild(allow === true && isAllowReason(r), r, enforced !== false).inc();
-    if (Number.isFinite(latencySeconds) && latencySeconds >= 0) this.duration.observe(latencySeconds);
-  }
-
-  private decisionChild(allow: boolean, reason: ReasonCode, enforced: boolean): PendingCount {
-    let slots = this.decisionChildren.get(reason);
-    if (slots === undefined) {
-      slots = [undefined, undefined, undefined, undefined];
-      this.decisionChildren.set(reason, slots);
-    }
-    const i = (allow ? 2 : 0) + (enforced ? 1 : 0);
-    let child = slots[i];
-    if (child === undefined) {
-      const series = this.decisions.labels(allow ? 'allow' : 'deny', reason, enforced ? 'true' : 'false');
-      series.inc(0); // materialize the series at 0
-      child = new PendingCount(series);
-      slots[i] = child;
-    }
-    return child;
-  }
-
-  // ---- token cache (issue 5) --------------------------------------------------------
-
-  tokenCacheLookup(result: CacheLookupResult): void {
-    (result === 'hit' ? this.cacheHit : this.cacheMiss).inc();
-  }
-
-  // ---- replay store (SPEC §9) ------------------------------------------------------------
-
-  replayStoreOperation(result: ReplayOpResult, seconds: number): void {
-    this.replayOpCounts[REPLAY_OP_RESULTS.indexOf(result)]?.inc();
-    if (Number.isFinite(seconds) && seconds >= 0) this.replayDuration.observe(seconds);
   }
 
   // ---- keys -----------------------------------------------------------------------------
@@ -498,15 +346,6 @@ export class Metrics implements DecisionMetrics {
     this.jwksSuccessGauge.set({ issuer: this.issuerLabel(issuer) }, tsSeconds);
   }
 
-  // ---- config -----------------------------------------------------------------------
-
-  configReload(result: ConfigReloadResult): void {
-    const applied = result === 'applied';
-    this.configReloads.inc({ result: applied ? 'applied' : 'rejected' });
-    this.reloadSuccessful.set(applied ? 1 : 0);
-    if (applied) this.reloadSuccessTime.set(this.nowMs() / 1000);
-  }
-
   // ---- events -------------------------------------------------------------------------
 
   eventsDropped(sink: EventSinkName, n = 1): void {
@@ -517,6 +356,182 @@ export class Metrics implements DecisionMetrics {
   eventSinkConfigured(sink: EventSinkName, buffered?: () => number): void {
     this.eventsDroppedCounter.inc({ sink: sinkLabel(sink) }, 0);
     if (buffered !== undefined) this.bufferedProbes.set(sinkLabel(sink), buffered);
+  }}
+
+/** `hopguard serve`'s metrics (SPEC §6, §9): the common families plus decisions, the Check path, config reloads and the replay store. */
+export class Metrics extends CommonMetrics implements DecisionMetrics {
+  private readonly decisions: Counter<'decision' | 'reason' | 'enforced'>;
+  private readonly duration: DurationHistogram;
+  private readonly cacheLookups: Counter<'result'>;
+  /** Pre-resolved like decisionChildren: a lookup happens on every Check with a token. */
+  private readonly cacheHit: PendingCount;
+  private readonly cacheMiss: PendingCount;
+  private readonly configReloads: Counter<'result'>;
+  private readonly reloadSuccessful: Gauge<never>;
+  private readonly reloadSuccessTime: Gauge<never>;
+  private readonly eventsSampledOut: Counter<never>;
+  private readonly checksRefused: Counter<'limit'>;
+  private readonly replayOps: Counter<'result'>;
+  /** Per REPLAY_OP_RESULTS entry, in its order: one addition per replay-protected Check. */
+  private readonly replayOpCounts: readonly PendingCount[];
+  private readonly replayDuration: DurationHistogram;
+  /**
+   * Decision counts by reason, then [deny/allow × dry-run/enforced] (no string built per
+   * Check), flushed to prom-client when the registry is read.
+   */
+  private readonly decisionChildren = new Map<ReasonCode, (PendingCount | undefined)[]>();
+
+  constructor(opts: MetricsOptions) {
+    super(opts);
+    const registry = this.registry;
+    const registers = this.registers;
+
+    this.decisions = new Counter({
+      name: 'hopguard_decisions_total',
+      help: 'Check decisions by real decision and reason; enforced="false" in dry-run (answered allow).',
+      labelNames: ['decision', 'reason', 'enforced'] as const,
+      registers,
+      collect: () => {
+        for (const slots of this.decisionChildren.values()) for (const c of slots) c?.flush();
+      },
+    });
+    this.duration = new DurationHistogram(
+      'hopguard_check_duration_seconds',
+      'Time from receiving a Check to handing its answer to gRPC.',
+      CHECK_DURATION_BUCKETS,
+    );
+    registry.registerMetric(this.duration as unknown as Parameters<Registry['registerMetric']>[0]);
+    this.cacheLookups = new Counter({
+      name: 'hopguard_token_cache_lookups_total',
+      help: 'Verified-token cache lookups by result (hit, miss).',
+      labelNames: ['result'] as const,
+      registers,
+      collect: () => {
+        this.cacheHit.flush();
+        this.cacheMiss.flush();
+      },
+    });
+    this.configReloads = new Counter({
+      name: 'hopguard_config_reloads_total',
+      help: 'Config file reloads by result (applied, rejected).',
+      labelNames: ['result'] as const,
+      registers,
+    });
+    // The state, not only the event (as Prometheus's own prometheus_config_last_reload_*):
+    // a rejected edit stays visible for as long as the old config keeps serving.
+    this.reloadSuccessful = new Gauge({
+      name: 'hopguard_config_last_reload_successful',
+      help: '1 when the config file in use is the last version read (start-up or last reload applied); 0 after a rejected reload, until one applies.',
+      registers,
+    });
+    this.reloadSuccessTime = new Gauge({
+      name: 'hopguard_config_last_reload_success_timestamp_seconds',
+      help: 'Unix time the config in use was loaded (start-up or last applied reload).',
+      registers,
+    });
+    this.reloadSuccessful.set(1);
+    this.reloadSuccessTime.set(this.nowMs() / 1000);
+    // Checks refused before any decision (gRPC RESOURCE_EXHAUSTED): they have no reason
+    // code and no decision event, so this is where SREs see them.
+    this.checksRefused = new Counter({
+      name: 'hopguard_checks_refused_total',
+      help: 'Checks refused with a gRPC error before any decision, by request limit (limits.*).',
+      labelNames: ['limit'] as const,
+      registers,
+    });
+    this.checksRefused.inc({ limit: 'max_headers' }, 0);
+    // SPEC §9. Counted for whichever store is configured (memory or redis).
+    const replayCounts: PendingCount[] = [];
+    this.replayOps = new Counter({
+      name: 'hopguard_replay_store_operations_total',
+      help: 'Replay store operations by result: first (a first use, recorded), replayed, error (store unreachable or erroring), timeout (no answer within replay.redis.timeout).',
+      labelNames: ['result'] as const,
+      registers,
+      collect: () => {
+        for (const c of replayCounts) c.flush();
+      },
+    });
+    for (const result of REPLAY_OP_RESULTS) {
+      const series = this.replayOps.labels(result);
+      series.inc(0);
+      replayCounts.push(new PendingCount(series));
+    }
+    this.replayOpCounts = replayCounts;
+    this.replayDuration = new DurationHistogram(
+      'hopguard_replay_store_duration_seconds',
+      'Time a replay-protected Check waited for the replay store (its answer, an error or the timeout).',
+      REPLAY_STORE_DURATION_BUCKETS,
+    );
+    registry.registerMetric(this.replayDuration as unknown as Parameters<Registry['registerMetric']>[0]);
+    this.eventsSampledOut = new Counter({
+      name: 'hopguard_events_sampled_out_total',
+      help: 'Allow events not emitted because of events.sample_allow (not a loss).',
+      registers,
+    });
+
+    // Zero series for the counters SREs alert on, so rate() and increase() see the first
+    // count (a series born at 1 has no earlier sample to increase from). Both values of
+    // `enforced`: a dry-run process counts with "false", and a reload may switch the mode.
+    for (const r of ALL_REASONS) {
+      this.decisionChild(isAllowReason(r), r, true);
+      this.decisionChild(isAllowReason(r), r, false);
+    }
+    const hit = this.cacheLookups.labels('hit');
+    const miss = this.cacheLookups.labels('miss');
+    hit.inc(0);
+    miss.inc(0);
+    this.cacheHit = new PendingCount(hit);
+    this.cacheMiss = new PendingCount(miss);
+    this.configReloads.inc({ result: 'applied' }, 0);
+    this.configReloads.inc({ result: 'rejected' }, 0);
+    this.eventsSampledOut.inc(0);
+  }
+
+  // ---- decisions (hot path) -------------------------------------------------------
+
+  /**
+   * One Check. `allow` is the REAL decision (dry-run included), `enforced` false in
+   * dry-run. An unknown reason (a bug) is counted as internal_error, never as a new series.
+   */
+  decision(allow: boolean, reason: string, enforced: boolean, latencySeconds: number): void {
+    const r: ReasonCode = isReasonCode(reason) ? reason : 'internal_error';
+    this.decisionChild(allow === true && isAllowReason(r), r, enforced !== false).inc();
+    if (Number.isFinite(latencySeconds) && latencySeconds >= 0) this.duration.observe(latencySeconds);
+  }
+
+  private decisionChild(allow: boolean, reason: ReasonCode, enforced: boolean): PendingCount {
+    let slots = this.decisionChildren.get(reason);
+    if (slots === undefined) {
+      slots = [undefined, undefined, undefined, undefined];
+      this.decisionChildren.set(reason, slots);
+    }
+    const i = (allow ? 2 : 0) + (enforced ? 1 : 0);
+    let child = slots[i];
+    if (child === undefined) {
+      const series = this.decisions.labels(allow ? 'allow' : 'deny', reason, enforced ? 'true' : 'false');
+      series.inc(0); // materialize the series at 0
+      child = new PendingCount(series);
+      slots[i] = child;
+    }
+    return child;
+  }
+
+  tokenCacheLookup(result: CacheLookupResult): void {
+    (result === 'hit' ? this.cacheHit : this.cacheMiss).inc();
+  }
+
+  replayStoreOperation(result: ReplayOpResult, seconds: number): void {
+    this.replayOpCounts[REPLAY_OP_RESULTS.indexOf(result)]?.inc();
+    if (Number.isFinite(seconds) && seconds >= 0) this.replayDuration.observe(seconds);
+  }
+
+  // ---- config -----------------------------------------------------------------------
+
+  configReload(result: ConfigReloadResult): void {
+    const applied = result === 'applied';
+    this.configReloads.inc({ result: applied ? 'applied' : 'rejected' });
+    this.reloadSuccessful.set(applied ? 1 : 0);
+    if (applied) this.reloadSuccessTime.set(this.nowMs() / 1000);
   }
 
   /** A Check refused over a request limit (closed set: the limits the adapter enforces). */
@@ -526,8 +541,7 @@ export class Metrics implements DecisionMetrics {
 
   eventsSampled(n = 1): void {
     if (n > 0) this.eventsSampledOut.inc(n);
-  }
-}
+  }}
 
 /**
  * Event-loop delay as it adds to a Check. Node's monitor records the time between ticks of

@@ -9,11 +9,11 @@ import { VERSION } from '../version.js';
 import { DecisionPipeline, type EventSink } from './events.js';
 import { HttpSink } from './http-sink.js';
 import type { Logger } from './log.js';
-import { Metrics } from './metrics.js';
+import { Metrics, type CommonMetrics } from './metrics.js';
 import { StdoutSink } from './stdout-sink.js';
 
 /** Builds the sinks `events.sinks` asks for, each reporting drops to `metrics`. */
-function sinksFromConfig(config: HopguardConfig, metrics: Metrics, logger: Logger): EventSink[] {
+export function sinksFromConfig(config: Pick<HopguardConfig, 'events'>, metrics: CommonMetrics, logger: Logger): EventSink[] {
   const sinks: EventSink[] = [];
   for (const name of config.events.sinks) {
     if (name === 'stdout') {
@@ -48,7 +48,7 @@ function sinksFromConfig(config: HopguardConfig, metrics: Metrics, logger: Logge
  */
 export function keyRefreshObserver(opts: {
   readonly issuer: string;
-  readonly metrics: Metrics;
+  readonly metrics: CommonMetrics;
   readonly logger: Logger;
   readonly nowMs: () => number;
   readonly onChange?: () => void;

@@ -14,6 +14,7 @@ import type { Dirent } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { CompactSign, importJWK, type CryptoKey, type JWK } from 'jose';
+import { DELEGATION_TYP as ISSUED_TYP, STS_SIGNING_ALGORITHMS } from '../core/exchange.js';
 import { PathWatcher } from '../lib/path-watcher.js';
 import { realTimers, type Timers } from '../lib/timers.js';
 import { jwsAlgorithm, keyFitsAlgorithm } from './algorithms.js';
@@ -22,7 +23,7 @@ import { parseJwks, type JwkSet } from './jwks.js';
 import type { KeyLookup, KeySource } from './types.js';
 
 /** Algorithms the STS signs with (every one a sidecar can verify; no HMAC, never `none`). */
-export const SIGNING_ALGS: readonly string[] = Object.freeze(['ES256', 'ES384', 'ES512', 'EdDSA', 'RS256', 'PS256']);
+export const SIGNING_ALGS: readonly string[] = STS_SIGNING_ALGORITHMS;
 
 /** A private JWK file is a few hundred bytes (RSA 4096: ~3.2 KiB). */
 export const MAX_KEY_FILE_BYTES = 64 * 1024;
@@ -31,7 +32,7 @@ export const MAX_KEY_FILES = 64;
 export const DEFAULT_KEY_POLL_MS = 30_000;
 
 /** `typ` of every token the STS issues. */
-export const DELEGATION_TYP = 'delegation+jwt';
+export const DELEGATION_TYP = ISSUED_TYP;
 
 export interface SigningKey {
   readonly kid: string;

@@ -110,13 +110,15 @@ const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
   token: ['core', 'lib'],
   // The Envoy adapter.
   envoy: ['core', 'lib'],
+  // The token endpoint's HTTP adapter (hopguard sts); config/: listen-address checks.
+  sts: ['core', 'lib', 'config'],
   // Observes, never decides, never wires.
   // Replay stores (memory, Redis): stateful, I/O; used by the authorizer, wired by runtime.
   replay: ['lib', 'config'],
-  telemetry: ['core', 'lib', 'config', 'envoy', 'token', 'replay', 'version.ts'],
+  telemetry: ['core', 'lib', 'config', 'envoy', 'sts', 'token', 'replay', 'version.ts'],
   'version.ts': [],
   // Engines, hosts and server lifecycles: wires everything below it.
-  runtime: ['core', 'lib', 'config', 'token', 'envoy', 'telemetry', 'replay', 'version.ts'],
+  runtime: ['core', 'lib', 'config', 'token', 'envoy', 'sts', 'telemetry', 'replay', 'version.ts'],
   // Flags and printing.
   cli: ['core', 'lib', 'config', 'token', 'envoy', 'telemetry', 'replay', 'runtime', 'version.ts'],
   'main.ts': ['cli', 'version.ts'],
@@ -160,9 +162,12 @@ describe('the import graph of src/', () => {
     expect(sideways).toEqual([]);
   });
 
-  it('the config is consumed through its types: only config/load.ts imports the zod schema', () => {
+  it('the config is consumed through its types: only config/load.ts imports the zod schemas', () => {
     const importers = [...graph.edges].filter(([, targets]) => targets.includes('config/schema.ts')).map(([file]) => file);
-    expect(importers).toEqual(['config/load.ts']);
+    // sts-schema.ts shares serve's building blocks (durations, issuer key options, events).
+    expect(importers).toEqual(['config/load.ts', 'config/sts-schema.ts']);
+    const stsImporters = [...graph.edges].filter(([, targets]) => targets.includes('config/sts-schema.ts')).map(([file]) => file);
+    expect(stsImporters).toEqual(['config/load.ts']);
   });
 });
 

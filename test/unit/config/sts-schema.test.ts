@@ -1,7 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { loadConfigFileWith, parseConfigWith } from '../../../src/config/load.js';
-import { validateStsConfig } from '../../../src/config/sts-schema.js';
+import { loadStsConfigFile, parseStsConfig } from '../../../src/config/load.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../../examples/sts.yaml', import.meta.url));
 
@@ -24,7 +23,7 @@ subject_issuers:
 `;
 
 function parse(yaml: string) {
-  return parseConfigWith(yaml, { env: {}, baseDir: '/etc/sts' }, validateStsConfig);
+  return parseStsConfig(yaml, { env: {}, baseDir: '/etc/sts' });
 }
 function errors(yaml: string): Array<[string, string]> {
   const r = parse(yaml);
@@ -34,7 +33,7 @@ function errors(yaml: string): Array<[string, string]> {
 
 describe('sts config', () => {
   it('examples/sts.yaml is valid and says what SPEC §7 says', async () => {
-    const r = await loadConfigFileWith(EXAMPLE, {}, validateStsConfig);
+    const r = await loadStsConfigFile(EXAMPLE, {});
     if (!r.ok) throw new Error(JSON.stringify(r.errors));
     const c = r.config;
     expect(c.listen).toEqual({ https: '0.0.0.0:8443', admin: '0.0.0.0:9465' });
