@@ -64,7 +64,7 @@ function write(dir: string, name: string, text: string): string {
 /** A CA, the STS's server certificate (localhost, 127.0.0.1) and the workloads' certificates. */
 export function makeMeshPki(): MeshPki {
   const dir = mkdtempSync(path.join(tmpdir(), 'hopguard-sts-pki-'));
-  const pki = createPki('test mesh CA');
+  const pki = createPki('test mesh CA', { shareLeafKey: true });
   const caFile = write(dir, 'ca.crt', pki.caPem);
   const srv = pki.issue({ cn: 'sts', dns: ['localhost'], ips: ['127.0.0.1'] });
   const server = { certFile: write(dir, 'server.crt', srv.certPem), keyFile: write(dir, 'server.key', srv.keyPem) };
@@ -75,7 +75,7 @@ export function makeMeshPki(): MeshPki {
     keyFile: write(dir, `${name}.key`, c.keyPem),
   });
   const issueWorkload = (id: string, name: string): Workload => asWorkload(pki.issue({ uris: [id] }), id, name);
-  const foreignPki = createPki('foreign CA');
+  const foreignPki = createPki('foreign CA', { shareLeafKey: true });
   return {
     dir,
     pki,
@@ -271,4 +271,17 @@ export function claimsOf(token: string): Record<string, unknown> {
 }
 export function headerOf(token: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
+}
+
+/** A port free right now on 127.0.0.1 (for an issuer URL that must be known before start-up). */
+export async function freePort(): Promise<number> {
+  const net = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
 }

@@ -262,7 +262,7 @@ describe('certificate reload', () => {
     const dir = freshDir('tls');
     await writeSigningKey(dir, 'k1');
     const tlsDir = freshDir('tls-files');
-    const first = pki.pki.issue({ dns: ['localhost'], ips: ['127.0.0.1'] });
+    const first = pki.pki.issue({ dns: ['localhost'], ips: ['127.0.0.1'], freshKey: true });
     const certFile = path.join(tlsDir, 'tls.crt');
     const keyFile = path.join(tlsDir, 'tls.key');
     writeFileSync(certFile, first.certPem);
@@ -272,7 +272,7 @@ describe('certificate reload', () => {
 
     const kept = new https.Agent({ keepAlive: true, maxSockets: 1 });
     const before = await peerSerial(s.url, kept);
-    const second = pki.pki.issue({ dns: ['localhost'], ips: ['127.0.0.1'] });
+    const second = pki.pki.issue({ dns: ['localhost'], ips: ['127.0.0.1'], freshKey: true });
     writeFileSync(certFile, second.certPem);
     writeFileSync(keyFile, second.keyPem);
     expect(await s.running.reloadTls()).toBe('applied');
