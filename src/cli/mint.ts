@@ -3,7 +3,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseDuration } from '../config/duration.js';
 import { x5tS256 } from '../core/cert.js';
-import { actChain, generateSigningKey, importSigningKey, mintToken } from '../token/mint.js';
+import { actChain, generateSigningKey, importSigningKey, mintToken, timestampKid } from '../token/mint.js';
 import { parse, parseNow, required, UsageError, type Io } from './flags.js';
 
 export const MINT_USAGE = [
@@ -104,15 +104,6 @@ export async function mintCommand(argv: string[], io: Io): Promise<number> {
   const token = await mintToken({ key, alg, kid, typ: values.typ ?? 'delegation+jwt', claims });
   io.out(token + '\n');
   return 0;
-}
-
-/**
- * A kid that sorts by creation time: the STS signs with the greatest kid among its keys
- * known for publish_ahead, so a newer key takes over once it is published.
- */
-export function timestampKid(nowMs: number, kid: string): string {
-  const t = new Date(nowMs).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z'); // 20260115T100000Z
-  return `${t}-${kid.slice(0, 8)}`;
 }
 
 const KID_FILE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;

@@ -136,3 +136,12 @@ export function actChain(actors: readonly string[]): Record<string, unknown> {
   if (!act) throw new MintError('invalid_claims', 'an act chain needs at least one actor');
   return act;
 }
+
+/**
+ * A kid that sorts by creation time: the STS signs with the greatest kid among its keys
+ * known for publish_ahead, so a newer key takes over once it is published.
+ */
+export function timestampKid(nowMs: number, kid: string): string {
+  const t = new Date(nowMs).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z'); // 20260115T100000Z
+  return `${t}-${kid.slice(0, 8)}`;
+}

@@ -9,7 +9,7 @@ import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createPki, type IssuedCert, type Pki } from '../../src/cli/pki.js';
+import { createPki, type IssuedCert, type Pki } from '../../src/lib/dev-pki.js';
 import { parseStsConfig } from '../../src/config/load.js';
 import type { StsConfig } from '../../src/config/types.js';
 import { startSts, type RunningSts, type StsOptions } from '../../src/runtime/sts.js';

@@ -722,51 +722,47 @@ describe('hopguard serve + hopguard call', () => {
 // --- dev ------------------------------------------------------------------------------
 
 describe('hopguard dev', () => {
-  it('prints a token and two commands that, run exactly as printed, allow then deny (actor_mismatch); SIGINT exits 0', async () => {
+  it('prints the two-hop walk-through; pasted as printed: edge exchange, hop allowed, hop exchange, hop allowed, widening refused', async () => {
     const proc = new Running(['dev', '--port', '0']);
-    const out = await proc.until(() => (proc.stdout.includes('Ctrl-C stops.') ? proc.stdout : undefined), 'the dev banner');
+    const out = await proc.until(() => (proc.stdout.includes('Ctrl-C stops.') ? proc.stdout : undefined), 'the dev banner', 20_000);
     const lines = out.split('\n');
+    const dir = /^hopguard dev: .*\(throwaway CA, IdP and keys in (\S+)\)$/.exec(lines[0] ?? '')?.[1];
+    expect(dir && existsSync(dir)).toBe(true);
 
-    const addr = /^hopguard dev: ext_authz gRPC on (127\.0\.0\.1:(\d+)), workload (\S+)$/.exec(lines[0] ?? '');
-    expect(addr).not.toBeNull();
-    expect(Number(addr?.[2])).toBeGreaterThan(0);
-    const tokenAt = lines.findIndex((l) => l.startsWith('delegation token ('));
-    const token = lines[tokenAt + 1] ?? '';
-    expect(token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
-    const jwks = /public JWKS (\S+)\)$/.exec(lines[1] ?? '')?.[1];
-    expect(jwks && existsSync(jwks)).toBe(true);
+    // Exactly five commands, in order, each pasteable into sh as printed.
+    const script = lines.filter((l) => /^(T1=|T2=|node )/.test(l));
+    expect(script).toHaveLength(5);
+    expect(script[0]).toMatch(/^T1=\$\(node dist\/main\.js exchange --sts https:\/\/127\.0\.0\.1:\d+ /);
+    expect(script[1]).toMatch(/^node dist\/main\.js call .*--token "\$T1" /);
+    expect(script[2]).toMatch(/^T2=\$\(node dist\/main\.js exchange .*--token "\$T1" /);
+    expect(script[3]).toMatch(/^node dist\/main\.js call .*--token "\$T2" /);
+    expect(script[4]).toMatch(/^node dist\/main\.js exchange .*--grant /);
 
-    const commands = lines.filter((l) => l.startsWith('  ')).map((l) => l.trim());
-    expect(commands).toHaveLength(2);
-    for (const c of commands) {
-      expect(c.startsWith('node dist/main.js call ')).toBe(true);
-      expect(c).toContain(token);
-      expect(c).toContain(`--addr ${addr?.[1]}`);
-    }
+    const walk = await exec('sh', ['-c', script.join('\n')]);
+    const said = walk.stdout.trim().split('\n');
+    expect(said).toHaveLength(3);
+    expect(said[0]).toMatch(/^ALLOW \(granted\) — upstream headers: .*"x-hopguard-actor":"spiffe:\/\/dev\.local\/ns\/edge\/sa\/gateway"/);
+    expect(said[1]).toMatch(/^ALLOW \(granted\) — upstream headers: .*"x-hopguard-actor":"spiffe:\/\/dev\.local\/ns\/shop\/sa\/orders"/);
+    expect(JSON.parse(said[2] as string)).toMatchObject({ error: 'invalid_authorization_details', reason: 'grant_widening' });
+    expect(walk.code).toBe(1); // the last command: the refused widening
+    expect(walk.stderr).toBe('');
 
-    const allowed = await exec('sh', ['-c', commands[0] as string]);
-    expect(allowed.stderr).toBe('');
-    expect(allowed.stdout).toMatch(/^ALLOW \(granted\) — upstream headers: /);
-    expect(allowed.code).toBe(0);
-
-    const denied = await exec('sh', ['-c', commands[1] as string]);
-    expect(denied.stdout).toMatch(/^DENY 403 \(actor_mismatch\) — body: /);
-    expect(denied.code).toBe(1);
-
-    // The decision events follow the banner on stdout, without the token.
+    // The STS's exchange events and the sidecars' decision events follow the banner, in order.
     const events = await proc.until(() => {
-      const e = jsonLines(proc.stdout.slice(out.length)).filter((l) => l['event'] === 'hopguard.decision');
-      return e.length >= 2 ? e : undefined;
-    }, 'two decision events');
-    expect(events.map((e) => [e['decision'], e['reason'], e['workload']])).toEqual([
-      ['allow', 'granted', addr?.[3]],
-      ['deny', 'actor_mismatch', addr?.[3]],
+      const e = jsonLines(proc.stdout.slice(out.length)).filter((l) => l['event'] === 'hopguard.exchange' || l['event'] === 'hopguard.decision');
+      return e.length >= 5 ? e : undefined;
+    }, 'five events');
+    expect(events.map((e) => [e['event'], e['result'] ?? e['decision'], e['kind'] ?? e['workload'], e['reason']])).toEqual([
+      ['hopguard.exchange', 'issued', 'edge', 'issued'],
+      ['hopguard.decision', 'allow', 'spiffe://dev.local/ns/shop/sa/orders', 'granted'],
+      ['hopguard.exchange', 'issued', 'hop', 'issued'],
+      ['hopguard.decision', 'allow', 'spiffe://dev.local/ns/payments/sa/ledger', 'granted'],
+      ['hopguard.exchange', 'denied', 'hop', 'grant_widening'],
     ]);
-    expect(proc.stdout.slice(out.length)).not.toContain(token.split('.')[2]);
 
     expect(await proc.stop('SIGINT')).toEqual({ code: 0, signal: null });
-    // The ephemeral JWKS is cleaned up on exit.
-    expect(existsSync(jwks as string)).toBe(false);
+    // The throwaway CA, keys and tokens are removed on exit.
+    expect(existsSync(dir as string)).toBe(false);
   });
 
   it('dev --port out of range: usage error, exit 2', async () => {
@@ -780,7 +776,7 @@ describe('hopguard dev', () => {
 // --- usage, help, version ----------------------------------------------------------------
 
 describe('usage, help and version', () => {
-  const COMMANDS = ['serve', 'dev', 'validate', 'check', 'mint', 'keygen', 'call'];
+  const COMMANDS = ['serve', 'sts', 'dev', 'validate', 'check', 'mint', 'keygen', 'call', 'exchange'];
 
   it('a real process: mint without flags exits 2 with the mint usage on stderr', async () => {
     const r = await hopguard(['mint']);
@@ -902,5 +898,111 @@ describe('README CLI section and Quickstart', () => {
     expect(pkg.bin['hopguard']).toBe('dist/main.js');
     const readme = await readFile(path.join(ROOT, 'README.md'), 'utf8');
     expect(readme).toContain('npm ci && npm start');
+  });
+});
+
+// --- sts, exchange, keygen --keys-dir ---------------------------------------------------
+
+describe('hopguard sts, exchange and keygen --keys-dir (real processes)', () => {
+  it('keygen --keys-dir writes a key the STS signs with; exchange prints the token (0) or the error body (1); SIGTERM exits 0', async () => {
+    const { makeMeshPki, GATEWAY: GW, ORDERS: ORD, LEDGER: LED, TD: DOMAIN } = await import('../helpers/sts.js');
+    const { generateSigningKey, mintToken } = await import('../../src/token/mint.js');
+    const pki = makeMeshPki();
+    const keysDir = path.join(pki.dir, 'keys');
+    const kg = await hopguard(['keygen', '--keys-dir', keysDir]);
+    expect(kg.code).toBe(0);
+    const kid = /kid (\S+)\)/.exec(kg.stdout)?.[1] as string;
+    expect(kid).toMatch(/^\d{8}T\d{6}Z-[\w-]{8}$/);
+    const keyFile = path.join(keysDir, `${kid}.json`);
+    expect((await stat(keyFile)).mode & 0o777).toBe(0o600);
+    const jwk = JSON.parse(await readFile(keyFile, 'utf8')) as Record<string, unknown>;
+    expect(jwk).toMatchObject({ kid, alg: 'ES256', kty: 'EC', use: 'sig' });
+    expect(typeof jwk['d']).toBe('string');
+    expect(typeof jwk['iat']).toBe('number');
+    // Never overwrites a key.
+    expect((await hopguard(['keygen', '--keys-dir', keysDir, '--kid', kid])).code).toBe(1);
+
+    const idp = await generateSigningKey('ES256', 'idp');
+    const idpJwks = path.join(pki.dir, 'idp.json');
+    await writeFile(idpJwks, JSON.stringify({ keys: [idp.publicJwk] }));
+    const config = path.join(pki.dir, 'sts.yaml');
+    await writeFile(
+      config,
+      `listen: { https: 127.0.0.1:0, admin: 127.0.0.1:0 }
+issuer: https://127.0.0.1
+tls: { cert_file: ${pki.server.certFile}, key_file: ${pki.server.keyFile}, client_ca_file: ${pki.caFile} }
+signing: { keys_dir: ${keysDir} }
+delegation: { trusted_domains: [${DOMAIN}] }
+events: { sinks: [stdout] }
+shutdown: { drain: 0s, grace: 1s }
+subject_issuers:
+  - issuer: https://idp.example
+    jwks_file: ${idpJwks}
+    algorithms: [ES256]
+    audience: api
+    actors: [${GW}]
+    grants:
+      - grant: { type: hop, locations: [${ORD}, ${LED}], actions: [GET] }
+`,
+    );
+    const proc = new Running(['sts', '--config', config]);
+    const serving = await proc.until(
+      () => jsonLines(proc.stderr).find((l) => l['msg'] === 'sts serving'),
+      'the sts serving log line',
+    );
+    const url = `https://127.0.0.1:${serving['https'] as number}`;
+    const nowS = Math.floor(Date.now() / 1000);
+    const userToken = await mintToken({
+      key: idp.privateKey,
+      alg: 'ES256',
+      kid: 'idp',
+      typ: 'at+jwt',
+      claims: { iss: 'https://idp.example', aud: 'api', sub: 'user:bob', iat: nowS, exp: nowS + 300 },
+    });
+    const tokenFile = path.join(pki.dir, 'user.jwt');
+    await writeFile(tokenFile, userToken + '\n');
+    const tls = ['--ca', pki.caFile, '--cert', pki.gateway.certFile, '--key', pki.gateway.keyFile];
+
+    const ok = await hopguard(['exchange', '--sts', url, ...tls, '--token', `@${tokenFile}`, '--audience', ORD]);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    const issued = ok.stdout.trim();
+    expect(issued).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    expect(JSON.parse(Buffer.from(issued.split('.')[0] as string, 'base64url').toString())).toEqual({ alg: 'ES256', typ: 'delegation+jwt', kid });
+
+    const refused = await hopguard([
+      'exchange', '--sts', `${url}/token`, ...tls, '--token', `@${tokenFile}`, '--audience', ORD,
+      '--grant', JSON.stringify({ type: 'hop', locations: [ORD], actions: ['DELETE'] }),
+    ]);
+    expect(refused.code).toBe(1);
+    expect(JSON.parse(refused.stdout)).toMatchObject({ error: 'invalid_authorization_details', reason: 'grant_widening' });
+
+    const nobody = await hopguard(['exchange', '--sts', 'https://127.0.0.1:1', ...tls, '--token', 'x', '--audience', ORD]);
+    expect(nobody.code).toBe(2);
+    expect(nobody.stderr).toContain('hopguard exchange: https://127.0.0.1:1/token');
+
+    // The exchange events are on stdout, without the tokens.
+    const events = await proc.until(() => {
+      const e = jsonLines(proc.stdout).filter((l) => l['event'] === 'hopguard.exchange');
+      return e.length >= 2 ? e : undefined;
+    }, 'two exchange events');
+    expect(events.map((e) => [e['result'], e['reason'], e['caller']])).toEqual([
+      ['issued', 'issued', GW],
+      ['denied', 'grant_widening', GW],
+    ]);
+    expect(proc.stdout).not.toContain(issued.split('.')[2]);
+    expect(proc.stdout).not.toContain(userToken.split('.')[2]);
+    expect(await proc.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+  });
+
+  it('sts with an invalid config: exit 2, the key named on stderr', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'hopguard-sts-cli-'));
+    const config = path.join(dir, 'sts.yaml');
+    await writeFile(config, 'issuer: https://s.example\nsigning: { keys_dir: /k }\ndelegation: { trusted_domains: [a.b] }\ntoken: { lifetim: 60s }\n');
+    const r = await hopguard(['sts', '--config', config]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${config}: token.lifetim: unknown key (did you mean lifetime?)`);
+    expect(r.stderr).toContain(`${config}: listen: set listen.https`);
+    await rm(dir, { recursive: true, force: true });
   });
 });
