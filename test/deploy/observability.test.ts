@@ -1,7 +1,8 @@
 /**
  * The Grafana dashboard and the PrometheusRule query only metrics hopguard really exports:
- * a real server (startServer, loopback, port 0) is started and its /metrics scraped, and
- * every metric name and label value the queries use is checked against that exposition.
+ * a real server (startServer, loopback, port 0) and a real token exchange (startSts) are
+ * started and their /metrics scraped, and every metric name and label value the queries use
+ * is checked against those expositions.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +11,8 @@ import { exportJWK, generateKeyPair } from 'jose';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../src/runtime/serve.js';
+import { startSts, type RunningSts } from '../../src/runtime/sts.js';
+import { makeMeshPki, parseSts, stsYaml, writeSigningKey } from '../helpers/sts.js';
 import { parseConfig } from '../../src/config/load.js';
 import { Logger } from '../../src/telemetry/log.js';
 import { startJwksServer, type JwksServer } from '../helpers/server.js';
@@ -75,7 +78,25 @@ const recorded = new Set(ruleList.flatMap((r) => (r.record ? [r.record] : [])));
 let dir: string;
 let remote: JwksServer;
 let running: RunningServer;
+let sts: RunningSts;
 let scraped: Map<string, ScrapedFamily>;
+let stsScraped: Map<string, ScrapedFamily>;
+
+/** Both processes' families in one map (label values merged for a family both export). */
+function merge(a: Map<string, ScrapedFamily>, b: Map<string, ScrapedFamily>): Map<string, ScrapedFamily> {
+  const out = new Map(a);
+  for (const [name, fam] of b) {
+    const have = out.get(name);
+    if (have === undefined) {
+      out.set(name, fam);
+      continue;
+    }
+    const labels = new Map([...have.labels].map(([k, v]) => [k, new Set(v)]));
+    for (const [k, v] of fam.labels) labels.set(k, new Set([...(labels.get(k) ?? []), ...v]));
+    out.set(name, { type: have.type, series: new Set([...have.series, ...fam.series]), labels });
+  }
+  return out;
+}
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'hopguard-metrics-'));
@@ -97,11 +118,21 @@ events: { sinks: [stdout] }
   running = await startServer(parsed.config, { logger: new Logger('error', { write: () => {} }) });
   const res = await fetch(`http://127.0.0.1:${running.adminPort}/metrics`);
   expect(res.status).toBe(200);
-  scraped = parseExposition(await res.text());
+  const serveScraped = parseExposition(await res.text());
+
+  const pki = makeMeshPki();
+  const keysDir = path.join(pki.dir, 'keys');
+  await writeSigningKey(keysDir, 'k1');
+  sts = await startSts(parseSts(stsYaml(pki, keysDir)), { logger: new Logger('error', { write: () => {} }) });
+  const stsRes = await fetch(`http://127.0.0.1:${sts.adminPort}/metrics`);
+  expect(stsRes.status).toBe(200);
+  stsScraped = parseExposition(await stsRes.text());
+  scraped = merge(serveScraped, stsScraped);
 });
 
 afterAll(async () => {
   await running?.stop(1000, 0);
+  await sts?.stop(1000, 0);
   await remote?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
@@ -146,6 +177,16 @@ describe('metric names the dashboard and alerts rely on', () => {
       const fam = scraped.get(n) ?? scraped.get(`${n}_bucket`);
       expect(fam, n).toBeDefined();
     }
+  });
+
+  it('every SPEC §7 metric is exported by hopguard sts', () => {
+    const spec = path.join(ROOT, '../shared/SPEC.md');
+    if (!existsSync(spec)) return;
+    const section = (readFileSync(spec, 'utf8').split('## 7.')[1] ?? '').split('\n## ')[0] ?? '';
+    const names = [...new Set([...section.matchAll(/`(hopguard_[a-z_]+)/g)].map((m) => m[1] as string))];
+    expect(names).toEqual(expect.arrayContaining(['hopguard_exchanges_total', 'hopguard_exchange_duration_seconds', 'hopguard_signing_keys']));
+    for (const n of names) expect(stsScraped.get(n) ?? stsScraped.get(`${n}_bucket`), n).toBeDefined();
+    expect(stsScraped.get('hopguard_signing_keys')?.labels.get('state')).toEqual(new Set(['active', 'published']));
   });
 
   it('the dashboard queries only exported metrics', () => {
@@ -244,6 +285,12 @@ describe('deploy/grafana-dashboard.json', () => {
     ]) {
       expect(all).toContain(m);
     }
+    // hopguard sts
+    expect(all).toMatch(/sum by \(kind, result\) \(rate\(hopguard_exchanges_total/);
+    expect(all).toMatch(/sum by \(reason\) \(rate\(hopguard_exchanges_total\{result="denied"/);
+    expect(all).toContain('histogram_quantile(0.99, sum by (le) (rate(hopguard_exchange_duration_seconds_bucket');
+    expect(all).toContain('hopguard_signing_keys');
+    expect(all).toContain('time() - max by (pod) (hopguard_signing_key_created_timestamp_seconds');
   });
 
   it('reads the same at every zoom level: rates, not increase() over $__rate_interval', () => {
