@@ -10,7 +10,7 @@
 // request asserting the expected decision.
 //
 //   redis      — Debian's redis-server on loopback (replay case: the shared replay store)
-// Options: --only=hot,latency,deny,unique,replay,memory  --rounds=3  --n=30000  --n-latency=4000
+// Options: --only=hot,latency,deny,unique,replay,memory,exchange  --rounds=3  --n=30000  --n-latency=4000
 //          --n-unique=20000  --n-memory=100000  --settle=60 (s of idle watched after the
 //          memory load)  --cpu-prof=DIR (hopguard under node --cpu-prof; then
 //          node bench/profile.mjs DIR)
@@ -39,6 +39,12 @@ const ONLY = args.get('only')?.split(',');
 const CPU_PROF = args.get('cpu-prof');
 const SETTLE_S = Number(args.get('settle') ?? 60);
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+// The token exchange (hopguard sts) is its own script: HTTPS, no h2load.
+if (ONLY?.length === 1 && ONLY[0] === 'exchange') {
+  await import('./exchange.mjs');
+  process.exit(0);
+}
 
 const CERT = readFileSync(path.join(ROOT, 'test/fixtures/core-caller-cert.pem'), 'utf8');
 
@@ -507,3 +513,6 @@ for (const m of memory) {
 const report = lines.join('\n');
 process.stdout.write(report + '\n');
 writeFileSync(path.join(ROOT, 'bench/last-run.md'), report + '\n');
+
+// The token exchange last (its own servers; see bench/exchange.mjs), when asked for or in a full run.
+if (want('exchange')) await import('./exchange.mjs');

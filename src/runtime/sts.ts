@@ -50,6 +50,8 @@ export interface RunningSts {
   readonly adminPort: number;
   readonly readiness: Readiness;
   readonly metrics: StsMetrics;
+  /** Exchange events not yet handed to the sinks are written by `events.drain()`. */
+  readonly events: ExchangeEvents;
   readonly keys: KeyDirectory;
   readonly config: StsConfig;
   /** Re-reads the TLS files now (the watcher does this on change); resolves to whether new material applies. */
@@ -267,6 +269,7 @@ export async function startSts(config: StsConfig, opts: StsOptions = {}): Promis
     adminPort: admin.port,
     readiness: ready,
     metrics: m,
+    events,
     keys,
     config,
     reloadTls,

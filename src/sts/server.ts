@@ -177,18 +177,21 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
     return opts.exchange(form.params, peer.caller);
   }
 
+  /**
+   * The TLS caller of a connection, computed once per connection: its certificate cannot
+   * change (renegotiation is disabled on every connection), and parsing it on every
+   * keep-alive request was most of an exchange's overhead.
+   */
+  const tlsCallers = new WeakMap<object, PeerResult>();
+
   function callerOf(req: http.IncomingMessage): PeerResult {
     const socket = req.socket as Socket & Partial<TLSSocket>;
     if (opts.tls !== undefined) {
-      // The TLS listener ignores x-forwarded-client-cert whatever it says: the caller is the
-      // certificate OpenSSL verified on this very connection.
-      if (socket.authorized !== true) {
-        const why = socket.authorizationError;
-        const cert = socket.getPeerCertificate?.();
-        const none = cert === undefined || cert === null || Object.keys(cert).length === 0;
-        return { ok: false, problem: none ? 'no client certificate' : `client certificate not trusted (${String(why ?? 'unverified')})` };
-      }
-      return callerFromCertificate(socket.getPeerCertificate?.(false)?.raw, opts.trustedDomains);
+      const known = tlsCallers.get(socket);
+      if (known !== undefined) return known;
+      const fresh = tlsCaller(socket);
+      tlsCallers.set(socket, fresh);
+      return fresh;
     }
     if (!opts.trustForwardedClientCert) return { ok: false, problem: 'no client certificate (plain HTTP)' };
     // Defence in depth behind the config check: only a proxy on this machine may vouch.
@@ -198,6 +201,17 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
     const values = req.headersDistinct['x-forwarded-client-cert'];
     if (values !== undefined && values.length > 1) return { ok: false, problem: 'x-forwarded-client-cert appears more than once' };
     return callerFromXfcc(values?.[0], opts.trustedDomains, opts.bindCertificate);
+  }
+
+  /** The TLS listener ignores x-forwarded-client-cert: the caller is the certificate OpenSSL verified on this connection. */
+  function tlsCaller(socket: Partial<TLSSocket>): PeerResult {
+    if (socket.authorized !== true) {
+      const cert = socket.getPeerCertificate?.();
+      const none = cert === undefined || cert === null || Object.keys(cert).length === 0;
+      const why = socket.authorizationError;
+      return { ok: false, problem: none ? 'no client certificate' : `client certificate not trusted (${String(why ?? 'unverified')})` };
+    }
+    return callerFromCertificate(socket.getPeerCertificate?.(false)?.raw, opts.trustedDomains);
   }
 
   const server = opts.tls
@@ -219,6 +233,9 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
   server.maxHeadersCount = 100;
   server.on('clientError', (_err, socket) => socket.destroy());
   server.on('tlsClientError', () => undefined);
+  // A client certificate must not change under a connection (the caller is memoized per
+  // connection): no TLS 1.2 renegotiation.
+  server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation());
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => reject(err);
@@ -265,18 +282,31 @@ function normalizeIp(a: string): string {
   return a.startsWith('::ffff:') ? a.slice(7) : a;
 }
 
-/** The body as text, or undefined when it is over MAX_BODY_BYTES (then the request is left unread). */
-async function readBody(req: http.IncomingMessage): Promise<string | undefined> {
+/**
+ * The body as text, or undefined when it is over MAX_BODY_BYTES (then the rest is left
+ * unread and the connection closed after the answer). Stream events, not `for await`: the
+ * async iterator costs a few promises per request on every exchange.
+ */
+function readBody(req: http.IncomingMessage): Promise<string | undefined> {
   const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > MAX_BODY_BYTES) return undefined;
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > MAX_BODY_BYTES) return undefined;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('latin1');
+  if (declared !== undefined && Number(declared) > MAX_BODY_BYTES) return Promise.resolve(undefined);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const onData = (chunk: Buffer): void => {
+      total += chunk.length;
+      if (total > MAX_BODY_BYTES) {
+        req.off('data', onData);
+        req.pause();
+        resolve(undefined);
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(total > MAX_BODY_BYTES ? undefined : chunks.length === 1 ? (chunks[0] as Buffer).toString('latin1') : Buffer.concat(chunks).toString('latin1')));
+    req.once('error', reject);
+  });
 }
 
 function sendJson(

@@ -139,6 +139,7 @@ export async function startTestSts(yaml: string, nowMs: number, opts: StsOptions
     logger: new Logger('debug', { write: (l) => void logs.push(l) }),
     ...opts,
   });
+  sink.pending = () => running.events.drain();
   const host = config.listen.http !== undefined ? 'http' : 'https';
   return {
     running,
