@@ -9,6 +9,9 @@ export type FormResult = { readonly ok: true; readonly params: ReadonlyMap<strin
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+/** An escape, a `+`, or a raw non-ASCII byte (never valid form encoding). */
+const NEEDS_DECODING = /[%+\u0080-\uffff]/;
+
 function hex(c: number): number {
   if (c >= 0x30 && c <= 0x39) return c - 0x30;
   if (c >= 0x41 && c <= 0x46) return c - 0x37;
@@ -18,7 +21,7 @@ function hex(c: number): number {
 
 /** One name or value: `+` → space, `%XX` → byte; undefined when an escape or the UTF-8 is bad. */
 function decode(s: string): string | undefined {
-  if (!s.includes('%') && !s.includes('+')) return s;
+  if (!NEEDS_DECODING.test(s)) return s;
   const bytes: number[] = [];
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);

@@ -246,3 +246,45 @@ describe('signing-key rotation with sidecars on discovery: not a single unknown_
     }
   });
 });
+
+describe('issuers[].ca_file', () => {
+  async function sidecarWith(extra: string): Promise<RunningServer> {
+    const parsed = parseConfig(
+      `
+listen: { grpc: 127.0.0.1:0, admin: 127.0.0.1:0 }
+workload: { id: "${LEDGER}" }
+issuers:
+  - issuer: ${issuer}
+    discovery: true
+    fetch_timeout: 2s
+${extra}
+delegation: { trusted_domains: [${TD}] }
+`,
+      { env: {} },
+    );
+    if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
+    return startServer(parsed.config, { clock: { now: () => clock.ms }, sinks: [new CaptureSink()], logger: new Logger('error', { write: () => undefined }) });
+  }
+
+  it('without it, the system roots do not trust the mesh CA: no keys, keys_unavailable', async () => {
+    const s = await sidecarWith('');
+    try {
+      expect(s.issuersWithoutKeys()).toEqual([issuer]);
+      const c = officialClient(`127.0.0.1:${s.grpcPort}`);
+      const t2 = await hop(await edge());
+      const res = await c.check(envoyCheckRequest({ method: 'POST', path: '/v1/ledger/entries', principal: ORDERS, certificatePem: pki.orders.certPem, headers: { 'delegation-token': t2 } }));
+      expect(res.dynamic_metadata?.fields?.['reason']?.stringValue).toBe('keys_unavailable');
+      c.close();
+    } finally {
+      await s.stop(500);
+    }
+  });
+
+  it('an unreadable ca_file fails start-up naming the key', async () => {
+    await expect(sidecarWith(`    ca_file: ${path.join(pki.dir, 'missing.pem')}`)).rejects.toThrow(/issuers\[\]\.ca_file: cannot read .*missing\.pem: ENOENT/);
+  });
+
+  it('a file without a certificate fails start-up naming the key', async () => {
+    await expect(sidecarWith(`    ca_file: ${pki.server.keyFile}`)).rejects.toThrow(/issuers\[\]\.ca_file: .*no PEM CERTIFICATE/);
+  });
+});
