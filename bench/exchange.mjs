@@ -18,7 +18,7 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createPki } from '../dist/cli/pki.js';
+import { createPki } from '../dist/lib/dev-pki.js';
 import { generateSigningKey, mintToken } from '../dist/token/mint.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -1,11 +1,12 @@
 import { formatIssues } from '../config/issues.js';
-import { loadConfigFile } from '../config/load.js';
-import { checkKeyFile } from '../runtime/keys.js';
+import { loadConfigFile, loadConfigFileWith } from '../config/load.js';
+import { validateStsConfig } from '../config/sts-schema.js';
+import { checkJwksFiles } from '../runtime/keys.js';
+import { checkStsFiles } from '../runtime/sts.js';
 import { samplingWarning } from '../telemetry/setup.js';
-import type { RejectedKey } from '../token/jwks.js';
 import { parse, required, type Io } from './flags.js';
 
-export const VALIDATE_USAGE = 'hopguard validate --config FILE';
+export const VALIDATE_USAGE = 'hopguard validate --config FILE [--sts]   (--sts: a hopguard sts config)';
 
 /**
  * Validates a config the way `serve` would load it, plus what can be checked offline:
@@ -14,26 +15,15 @@ export const VALIDATE_USAGE = 'hopguard validate --config FILE';
  * malformed public key, which serve would leave out). Remote JWKS are not fetched.
  */
 export async function validateCommand(argv: string[], io: Io): Promise<number> {
-  const { values } = parse(argv, { config: { type: 'string', short: 'c' } });
+  const { values } = parse(argv, { config: { type: 'string', short: 'c' }, sts: { type: 'boolean', default: false } });
   const file = required(values.config, 'config');
+  if (values.sts) return validateSts(file, io);
   const loaded = await loadConfigFile(file, process.env);
   if (!loaded.ok) {
     io.err(formatIssues(loaded.errors, file) + '\n');
     return 1;
   }
-  const problems: { key: string; message: string }[] = [];
-  for (const [n, issuer] of loaded.config.issuers.entries()) {
-    if (issuer.jwks_file === undefined) continue;
-    const key = `issuers[${n}].jwks_file`;
-    const r = await checkKeyFile(issuer.jwks_file, issuer.max_jwks_bytes, issuer.fetch_timeout);
-    if (!r.ok) {
-      const what = r.stage === 'read' ? 'cannot read JWKS' : 'invalid JWKS';
-      problems.push({ key, message: `${what} ${issuer.jwks_file}: ${r.problem}` });
-      continue;
-    }
-    // serve leaves such a key out and runs; a deploy-time check says so loudly instead.
-    for (const k of r.rejected) problems.push({ key, message: refusedKeyMessage(issuer.jwks_file, k) });
-  }
+  const problems = await checkJwksFiles(loaded.config.issuers, 'issuers');
   if (problems.length > 0) {
     io.err(formatIssues(problems, file) + '\n');
     return 1;
@@ -48,6 +38,25 @@ export async function validateCommand(argv: string[], io: Io): Promise<number> {
   return 0;
 }
 
-function refusedKeyMessage(file: string, r: RejectedKey): string {
-  return `JWKS ${file}: keys[${r.index}] (kid ${JSON.stringify(r.kid)}) is refused: ${r.problem}`;
+/**
+ * A `hopguard sts` config, plus what can be checked offline: the signing keys load (one may
+ * sign at start-up), the TLS files are readable, each subject issuer's jwks_file is a JWKS.
+ */
+async function validateSts(file: string, io: Io): Promise<number> {
+  const loaded = await loadConfigFileWith(file, process.env, validateStsConfig);
+  if (!loaded.ok) {
+    io.err(formatIssues(loaded.errors, file) + '\n');
+    return 1;
+  }
+  const c = loaded.config;
+  const r = await checkStsFiles(c);
+  if (r.problems.length > 0) {
+    io.err(formatIssues(r.problems, file) + '\n');
+    return 1;
+  }
+  io.out(
+    `${file}: ok (sts ${c.issuer}, ${r.keys} signing key(s), signing with ${r.signingKid}, ` +
+      `${c.subject_issuers.length} subject issuer(s))\n`,
+  );
+  return 0;
 }

@@ -109,3 +109,29 @@ export async function checkKeyFile(file: string, maxBytes: number, timeoutMs: nu
   if (!jwks.ok) return { ok: false, stage: jwks.notJson === true ? 'read' : 'keys', problem: jwks.problem };
   return { ok: true, keys: jwks.keys.size, rejected: jwks.keys.rejected };
 }
+
+/**
+ * Offline checks of every `jwks_file` of a list of issuers (`issuers`, `subject_issuers`), as
+ * ConfigIssues: it must read as serve reads it, and none of its keys may be refused by the
+ * key checks (serve would leave such a key out and run; a deploy-time check says so loudly).
+ */
+export async function checkJwksFiles(
+  issuers: readonly { readonly jwks_file?: string | undefined; readonly max_jwks_bytes: number; readonly fetch_timeout: number }[],
+  section: string,
+): Promise<{ key: string; message: string }[]> {
+  const problems: { key: string; message: string }[] = [];
+  for (const [n, issuer] of issuers.entries()) {
+    if (issuer.jwks_file === undefined) continue;
+    const key = `${section}[${n}].jwks_file`;
+    const r = await checkKeyFile(issuer.jwks_file, issuer.max_jwks_bytes, issuer.fetch_timeout);
+    if (!r.ok) {
+      const what = r.stage === 'read' ? 'cannot read JWKS' : 'invalid JWKS';
+      problems.push({ key, message: `${what} ${issuer.jwks_file}: ${r.problem}` });
+      continue;
+    }
+    for (const k of r.rejected) {
+      problems.push({ key, message: `JWKS ${issuer.jwks_file}: keys[${k.index}] (kid ${JSON.stringify(k.kid)}) is refused: ${k.problem}` });
+    }
+  }
+  return problems;
+}

@@ -25,7 +25,7 @@ import { authorizationServerMetadata, startTokenServer, type TlsMaterial } from 
 import { VERSION } from '../version.js';
 import { systemClock, type Clock } from './clock.js';
 import { Exchanger } from './exchanger.js';
-import { keySourceFor } from './keys.js';
+import { checkJwksFiles, keySourceFor } from './keys.js';
 import { ServerLifecycle } from './lifecycle.js';
 import { runUntilSignal } from './signals.js';
 
@@ -290,4 +290,38 @@ export async function stsUntilStopped(config: StsConfig, opts: StsOptions & { re
       endDrain: () => running.endDrain(),
     };
   });
+}
+
+/**
+ * What `hopguard validate --sts` checks offline: the signing keys load as at start-up (a key
+ * may sign), the TLS files can be read, each subject issuer's jwks_file is an acceptable JWKS.
+ */
+export async function checkStsFiles(
+  c: StsConfig,
+): Promise<{ problems: { key: string; message: string }[]; keys: number; signingKid: string | undefined }> {
+  const problems: { key: string; message: string }[] = [];
+  let keyProblem: string | undefined;
+  const keys = new KeyDirectory({
+    dir: c.signing.keys_dir,
+    publishAheadMs: c.signing.publish_ahead,
+    now: Date.now,
+    watch: false,
+    onLoad: (r) => {
+      if (!r.ok) keyProblem = r.message;
+    },
+  });
+  await keys.start();
+  keys.close();
+  if (keyProblem !== undefined) problems.push({ key: 'signing.keys_dir', message: keyProblem });
+  for (const k of ['cert_file', 'key_file', 'client_ca_file'] as const) {
+    const f = c.tls?.[k];
+    if (f === undefined) continue;
+    try {
+      await readFile(f);
+    } catch (err) {
+      problems.push({ key: `tls.${k}`, message: `cannot read ${f}: ${(err as { code?: string }).code ?? String(err)}` });
+    }
+  }
+  problems.push(...(await checkJwksFiles(c.subject_issuers, 'subject_issuers')));
+  return { problems, keys: keys.keys().length, signingKid: keys.active()?.kid };
 }

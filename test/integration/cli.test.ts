@@ -10,7 +10,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -945,6 +945,9 @@ subject_issuers:
       - grant: { type: hop, locations: [${ORD}, ${LED}], actions: [GET] }
 `,
     );
+    const valid = await hopguard(['validate', '--sts', '--config', config]);
+    expect(valid.stdout).toBe(`${config}: ok (sts https://127.0.0.1, 1 signing key(s), signing with ${kid}, 1 subject issuer(s))\n`);
+    expect(valid.code).toBe(0);
     const proc = new Running(['sts', '--config', config]);
     const serving = await proc.until(
       () => jsonLines(proc.stderr).find((l) => l['msg'] === 'sts serving'),
@@ -1003,6 +1006,17 @@ subject_issuers:
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`${config}: token.lifetim: unknown key (did you mean lifetime?)`);
     expect(r.stderr).toContain(`${config}: listen: set listen.https`);
+    // validate --sts: the same errors (exit 1); keys and TLS files checked offline.
+    const v = await hopguard(['validate', '--sts', '--config', config]);
+    expect(v.code).toBe(1);
+    expect(v.stderr).toContain(`${config}: token.lifetim: unknown key`);
+    const keys = path.join(dir, 'keys');
+    await mkdir(keys);
+    await writeFile(config, `listen: { https: 127.0.0.1:0 }\nissuer: https://s.example\ntls: { cert_file: c, key_file: k, client_ca_file: ca }\nsigning: { keys_dir: keys }\ndelegation: { trusted_domains: [a.b] }\n`);
+    const empty = await hopguard(['validate', '--sts', '--config', config]);
+    expect(empty.code).toBe(1);
+    expect(empty.stderr).toContain(`${config}: signing.keys_dir: no key files in ${keys}`);
+    expect(empty.stderr).toContain(`${config}: tls.cert_file: cannot read ${path.join(dir, 'c')}: ENOENT`);
     await rm(dir, { recursive: true, force: true });
   });
 });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { isFormContentType, parseForm } from '../../../src/sts/form.js';
 import { callerFromCertificate, callerFromXfcc, parseXfcc, sanEntries } from '../../../src/sts/peer.js';
 import { X509Certificate } from 'node:crypto';
-import { createPki } from '../../../src/cli/pki.js';
+import { createPki } from '../../../src/lib/dev-pki.js';
 
 const TD = ['prod.example.org'];
 const ORDERS = 'spiffe://prod.example.org/ns/shop/sa/orders';
