@@ -109,7 +109,9 @@ async function startSts() {
         try {
           const j = JSON.parse(line);
           if (j.msg === 'sts serving') resolve(j.https);
-        } catch {}
+        } catch {
+          // not a JSON log line
+        }
       }
     });
     child.once('exit', (c) => reject(new Error(`hopguard sts exited ${c}: ${buf}`)));

@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { parseStsConfig } from '../../src/config/load.js';
 import { splitHostPort } from '../../src/config/checks.js';
-import { containerEnv, render, ROOT, schemaKey, strictTypeCheck, validateObject, type K8sObject } from './k8s.js';
+import { containerEnv, render, ROOT, schemaKey, strictTypeCheck, validateObject, type K8sObject } from '../helpers/deploy/k8s.js';
 
 const objects = render('deploy/sts');
 const NAMESPACE = 'hopguard';

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../src/runtime/serve.js';
 import { parseConfig } from '../../src/config/load.js';
 import { Logger } from '../../src/telemetry/log.js';
-import type { RefreshResult } from '../../src/token/sources.js';
+import type { RefreshResult } from '../../src/token/key-source-results.js';
 import { envoyCheckRequest, officialClient, type EnvoyLikeClient, type OfficialCheckResponse } from '../helpers/envoy.js';
 import { CaptureSink, startJwksServer, type JwksServer } from '../helpers/server.js';
 import {
@@ -33,7 +33,7 @@ import {
   type TestSts,
 } from '../helpers/sts.js';
 import { jwksOf } from '../helpers/tokens.js';
-import { ManualTimers } from '../unit/lifecycle/support.js';
+import { ManualTimers } from '../helpers/lifecycle.js';
 import path from 'node:path';
 import { rmSync } from 'node:fs';
 
