@@ -7,7 +7,7 @@ import type { DenyDecision } from './types.js';
  */
 
 /** Reasons only the exchange has; every §3 deny reason may appear too (subject verification). */
-export const EXCHANGE_ONLY_REASONS = [
+export const EXCHANGE_ONLY_REASONS = Object.freeze([
   'bad_request',
   'not_audience',
   'actor_not_allowed',
@@ -16,15 +16,14 @@ export const EXCHANGE_ONLY_REASONS = [
   'method_not_allowed',
   'unsupported_media_type',
   'body_too_large',
-] as const;
+] as const);
 export type ExchangeOnlyReason = (typeof EXCHANGE_ONLY_REASONS)[number];
 export type ExchangeReason = ExchangeOnlyReason | DenyReason;
 
 /** Every `reason` an exchange can report (the `reason` label's closed vocabulary, besides `issued`). */
 export const EXCHANGE_REASONS: readonly ExchangeReason[] = Object.freeze([...EXCHANGE_ONLY_REASONS, ...DENY_REASONS]);
-const REASON_SET: ReadonlySet<string> = new Set(EXCHANGE_REASONS);
 export function isExchangeReason(s: string): s is ExchangeReason {
-  return REASON_SET.has(s);
+  return (EXCHANGE_REASONS as readonly string[]).includes(s);
 }
 
 export type OAuthErrorCode =
@@ -47,18 +46,18 @@ export interface ExchangeError {
 }
 
 /** The `error` and status for a reason when the table of SPEC §7 fixes them. */
-const FIXED: Partial<Record<ExchangeReason, readonly [OAuthErrorCode, number]>> = {
-  peer_unauthenticated: ['invalid_client', 401],
-  not_audience: ['invalid_request', 400],
-  actor_not_allowed: ['unauthorized_client', 400],
-  audience_not_granted: ['invalid_target', 400],
-  grant_widening: ['invalid_authorization_details', 400],
-  keys_unavailable: ['temporarily_unavailable', 503],
-  internal_error: ['server_error', 500],
-  method_not_allowed: ['invalid_request', 405],
-  unsupported_media_type: ['invalid_request', 415],
-  body_too_large: ['invalid_request', 413],
-};
+const FIXED: Readonly<Partial<Record<ExchangeReason, readonly [OAuthErrorCode, number]>>> = Object.freeze({
+  peer_unauthenticated: Object.freeze(['invalid_client', 401] as const),
+  not_audience: Object.freeze(['invalid_request', 400] as const),
+  actor_not_allowed: Object.freeze(['unauthorized_client', 400] as const),
+  audience_not_granted: Object.freeze(['invalid_target', 400] as const),
+  grant_widening: Object.freeze(['invalid_authorization_details', 400] as const),
+  keys_unavailable: Object.freeze(['temporarily_unavailable', 503] as const),
+  internal_error: Object.freeze(['server_error', 500] as const),
+  method_not_allowed: Object.freeze(['invalid_request', 405] as const),
+  unsupported_media_type: Object.freeze(['invalid_request', 415] as const),
+  body_too_large: Object.freeze(['invalid_request', 413] as const),
+});
 
 /**
  * The refusal for `reason`. Anything else — `bad_request` and the §3 reasons of a subject

@@ -12,7 +12,7 @@ import { canonicalProblem, compilePattern } from './path.js';
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const TOKEN_TYPE_JWT = 'urn:ietf:params:oauth:token-type:jwt';
 export const TOKEN_TYPE_ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
-const SUBJECT_TOKEN_TYPES: ReadonlySet<string> = new Set([TOKEN_TYPE_JWT, TOKEN_TYPE_ACCESS_TOKEN]);
+const SUBJECT_TOKEN_TYPES: readonly string[] = Object.freeze([TOKEN_TYPE_JWT, TOKEN_TYPE_ACCESS_TOKEN]);
 
 /** Bounds on `authorization_details` (the body is ≤ 64 KiB; these keep containment work small). */
 export const MAX_REQUESTED_GRANTS = 64;
@@ -27,7 +27,7 @@ export interface ExchangeRequest {
   readonly requested?: readonly Grant[];
 }
 
-const GRANT_MEMBERS: ReadonlySet<string> = new Set(['type', 'locations', 'actions', 'paths']);
+const GRANT_MEMBERS: readonly string[] = Object.freeze(['type', 'locations', 'actions', 'paths']);
 
 function bad(description: string): ExchangeError {
   return exchangeError('bad_request', description);
@@ -49,7 +49,7 @@ function stringList(v: unknown, what: string, allowEmpty: boolean): readonly str
  */
 export function parseGrant(v: unknown, at: string): Grant | string {
   if (!isPlainObject(v)) return `${at} must be an object`;
-  for (const k of Object.keys(v)) if (!GRANT_MEMBERS.has(k)) return `${at} has a member other than type, locations, actions, paths`;
+  for (const k of Object.keys(v)) if (!GRANT_MEMBERS.includes(k)) return `${at} has a member other than type, locations, actions, paths`;
   const type = own(v, 'type');
   if (typeof type !== 'string' || type.length === 0) return `${at}.type must be a non-empty string`;
   const locations = stringList(own(v, 'locations'), `${at}.locations`, false);
@@ -108,7 +108,7 @@ export function parseExchangeRequest(params: ReadonlyMap<string, string>): Excha
   if (subjectToken === undefined || subjectToken === '') return bad('subject_token is required');
   const subjectTokenType = params.get('subject_token_type');
   if (subjectTokenType === undefined || subjectTokenType === '') return bad('subject_token_type is required');
-  if (!SUBJECT_TOKEN_TYPES.has(subjectTokenType)) {
+  if (!SUBJECT_TOKEN_TYPES.includes(subjectTokenType)) {
     return bad(`subject_token_type must be ${TOKEN_TYPE_JWT} or ${TOKEN_TYPE_ACCESS_TOKEN}`);
   }
   const requestedType = params.get('requested_token_type');

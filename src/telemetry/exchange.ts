@@ -133,7 +133,7 @@ export class StsMetrics extends CommonMetrics {
     this.signingKeyLoads.inc({ result: 'ok' }, 0);
     this.signingKeyLoads.inc({ result: 'invalid' }, 0);
     // The refusals SREs alert on exist from the start (rate() and absent() work at once).
-    for (const kind of ['hop', 'edge'] as const) {
+    for (const kind of EXCHANGE_KINDS) {
       this.exchanges.inc({ kind, result: 'issued', reason: ISSUED_REASON }, 0);
       for (const reason of ['grant_widening', 'internal_error', 'keys_unavailable']) this.exchanges.inc({ kind, result: 'denied', reason }, 0);
     }

@@ -7,9 +7,12 @@
  *    value of the mode, and Checks (allowed, denied for several reasons) create no new
  *    hopguard series: a series born at its first count would hide that count from
  *    increase(), so an alert on a one-off event would never fire;
- *  - a real Prometheus server scrapes it with the shipped rules loaded: every rule
- *    evaluates without error, a healthy hopguard fires no alert, and every Grafana dashboard
- *    query runs (and returns data where hopguard alone can provide it).
+ *  - a real Prometheus server scrapes it, and a live `hopguard sts`, with the shipped rules
+ *    loaded: every rule evaluates without error, a healthy hopguard fires no alert, and every
+ *    Grafana dashboard query runs (and returns data where hopguard alone can provide it).
+ *
+ * The rules of group hopguard-sts read `hopguard sts`'s metrics: those are checked against a
+ * live STS (`node dist/main.js sts`), the others against `serve`.
  *
  * Runs against the BUILT CLI (`npm test` builds first). promtool and prometheus come from
  * Debian's `prometheus` package (.ci/run installs it); missing, these tests fail.
@@ -32,14 +35,20 @@ import {
   promtool,
   requirePrometheus,
   startHopguard,
+  startStsProcess,
   writeRuleFiles,
   type HopguardProcess,
+  type StsProcess,
 } from '../helpers/deploy/prometheus.js';
+import { exchange, idpYaml, LEDGER, makeIdp, makeMeshPki, ORDERS, stsYaml, writeSigningKey, type Idp, type MeshPki } from '../helpers/sts.js';
 
 const REMOTE_ISSUER = 'https://remote-sts.example.org';
 const groups = prometheusRuleGroups().map((g) => g.group);
 const recorded = new Set(groups.flatMap((g) => g.rules.flatMap((r) => (r.record ? [r.record] : []))));
-const ruleExprs = groups.flatMap((g) => g.rules.map((r) => r.expr));
+/** The group whose rules read `hopguard sts`'s metrics. */
+const STS_GROUP = 'hopguard-sts';
+const ruleExprs = groups.filter((g) => g.name !== STS_GROUP).flatMap((g) => g.rules.map((r) => r.expr));
+const stsRuleExprs = groups.filter((g) => g.name === STS_GROUP).flatMap((g) => g.rules.map((r) => r.expr));
 
 /** `name{labels}` → value, for every sample line of an exposition. */
 function seriesOf(text: string): Map<string, number> {
@@ -84,9 +93,26 @@ function selects(series: string, metric: string, ms: readonly { label: string; o
   });
 }
 
+/** Selectors of `exprs` on hopguard's own metrics that no series of `exposition` matches. */
+function missingSeries(exprs: readonly string[], exposition: string): string[] {
+  const s = [...seriesOf(exposition).keys()];
+  const missing: string[] = [];
+  for (const expr of exprs) {
+    for (const sel of selectorsOf(expr).filter((x) => x.metric.startsWith('hopguard_') && !recorded.has(x.metric))) {
+      if (!s.some((x) => selects(x, sel.metric, sel.matchers))) {
+        missing.push(`${sel.metric}{${sel.matchers.map((m) => `${m.label}${m.op}"${m.value}"`).join(',')}}`);
+      }
+    }
+  }
+  return missing;
+}
+
 let dir: string;
 let key: TestKey;
 let jwks: JwksServer;
+let pki: MeshPki;
+let idp: Idp;
+let idpJwks: JwksServer;
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'hopguard-prom-'));
@@ -94,9 +120,13 @@ beforeAll(async () => {
   writeFileSync(path.join(dir, 'jwks.json'), JSON.stringify(jwksOf(key)));
   // A second issuer whose keys are fetched, so the max_stale series exist too.
   jwks = await startJwksServer(jwksOf(await testKey('ES256', 'remote-1')));
+  pki = makeMeshPki();
+  idp = await makeIdp(Math.floor(Date.now() / 1000));
+  idpJwks = await startJwksServer(jwksOf(idp.key));
 });
 afterAll(async () => {
   await jwks?.close();
+  await idpJwks?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -141,6 +171,59 @@ async function traffic(client: EnvoyLikeClient): Promise<void> {
   await check({ 'delegation-token': good }, { principal: 'spiffe://prod.example.org/ns/web/sa/web' });
 }
 
+/** A live `hopguard sts` (mTLS on port 0) with a signing key and an IdP, ready. */
+async function sts(): Promise<StsProcess> {
+  const keysDir = path.join(dir, 'sts-keys');
+  // A key created now: an old one would (rightly) set off HopguardStsSigningKeyOld.
+  await writeSigningKey(keysDir, 'live-sts-1', 'ES256', Math.floor(Date.now() / 1000));
+  const file = path.join(dir, 'sts.yaml');
+  writeFileSync(file, stsYaml(pki, keysDir, idpYaml(idpJwks.url)));
+  const p = await startStsProcess(file);
+  await until(async () => (await fetch(`http://127.0.0.1:${p.admin}/readyz`)).status === 200, 'hopguard sts ready');
+  return p;
+}
+
+/** Exchanges with several outcomes: issued (edge and hop), refused (a widening, a bad request). */
+async function exchanges(p: StsProcess): Promise<void> {
+  const url = `https://127.0.0.1:${p.https}`;
+  const ca = pki.pki.caPem;
+  const t1 = await exchange(url, ca, pki.gateway, { subject_token: await idp.token({ iat: Math.floor(Date.now() / 1000) - 5 }), audience: ORDERS });
+  expect(t1.status, t1.text).toBe(200);
+  const subject = t1.json()['access_token'] as string;
+  expect((await exchange(url, ca, pki.orders, { subject_token: subject, audience: LEDGER })).status).toBe(200);
+  const widen = JSON.stringify([{ type: 'hop', locations: [LEDGER], actions: ['DELETE'] }]);
+  expect((await exchange(url, ca, pki.orders, { subject_token: subject, audience: LEDGER, authorization_details: widen })).status).toBe(400);
+  expect((await exchange(url, ca, pki.gateway, { audience: ORDERS })).status).toBe(400);
+}
+
+describe('a live hopguard sts', () => {
+  let p: StsProcess;
+  let atStart: string;
+  beforeAll(async () => {
+    p = await sts();
+    const res = await fetch(`http://127.0.0.1:${p.admin}/metrics`);
+    atStart = await res.text();
+  });
+  afterAll(async () => {
+    await p?.stop();
+  });
+
+  it('passes `promtool check metrics`, before and after exchanges', async () => {
+    await exchanges(p);
+    const after = await (await fetch(`http://127.0.0.1:${p.admin}/metrics`)).text();
+    for (const text of [atStart, after]) {
+      const r = promtool(['check', 'metrics'], { input: text });
+      expect(r.output).toBe('');
+      expect(r.status).toBe(0);
+    }
+  });
+
+  it('every series the hopguard-sts rules read exists before the first exchange', () => {
+    expect(stsRuleExprs.length).toBeGreaterThanOrEqual(4);
+    expect(missingSeries(stsRuleExprs, atStart), 'create these series at 0 when hopguard sts starts').toEqual([]);
+  });
+});
+
 describe.each(['enforce', 'dry-run'] as const)('a live hopguard in %s mode', (mode) => {
   let hg: HopguardProcess;
   let client: EnvoyLikeClient;
@@ -175,15 +258,7 @@ describe.each(['enforce', 'dry-run'] as const)('a live hopguard in %s mode', (mo
   });
 
   it('every series a shipped rule reads from hopguard exists before the first Check', () => {
-    const s = [...seriesOf(atStart).keys()];
-    const missing: string[] = [];
-    for (const expr of ruleExprs) {
-      for (const sel of selectorsOf(expr).filter((x) => x.metric.startsWith('hopguard_') && !recorded.has(x.metric))) {
-        if (!s.some((x) => selects(x, sel.metric, sel.matchers))) {
-          missing.push(`${sel.metric}{${sel.matchers.map((m) => `${m.label}${m.op}"${m.value}"`).join(',')}}`);
-        }
-      }
-    }
+    const missing = missingSeries(ruleExprs, atStart);
     expect(
       missing,
       'create these series at 0 when hopguard starts (closed label sets); a metric of another process (hopguard sts) needs that process started and scraped here',
@@ -266,6 +341,7 @@ interface PromResponse<T> {
 
 describe('a real Prometheus server scraping hopguard, with the shipped rules', () => {
   let hg: HopguardProcess;
+  let stsProc: StsProcess;
   let client: EnvoyLikeClient;
   let prom: ChildProcess | undefined;
   let promLog = '';
@@ -280,8 +356,10 @@ describe('a real Prometheus server scraping hopguard, with the shipped rules', (
   beforeAll(async () => {
     requirePrometheus();
     hg = await serve('enforce');
+    stsProc = await sts();
     client = officialClient(`127.0.0.1:${hg.grpc}`);
     await traffic(client);
+    await exchanges(stsProc);
     const pdir = mkdtempSync(path.join(dir, 'prom-'));
     const ruleFiles = writeRuleFiles(pdir, groups);
     writeFileSync(
@@ -294,6 +372,10 @@ scrape_configs:
     static_configs:
       - targets: ["127.0.0.1:${hg.admin}"]
         labels: { namespace: payments, pod: hopguard-demo-0 }
+  - job_name: hopguard-sts
+    static_configs:
+      - targets: ["127.0.0.1:${stsProc.admin}"]
+        labels: { namespace: hopguard, pod: hopguard-sts-0 }
 `,
     );
     const port = await freePort();
@@ -315,6 +397,7 @@ scrape_configs:
     await until(
       async () => {
         await traffic(client);
+        await exchanges(stsProc);
         const r = await query<{ value: [number, string] }>('count_over_time(up{job="hopguard"}[1m])');
         return Number(r.data?.result[0]?.value[1] ?? 0) >= 5;
       },
@@ -332,11 +415,14 @@ scrape_configs:
       await exited;
     }
     await hg?.stop();
+    await stsProc?.stop();
   });
 
-  it('scrapes hopguard (up == 1)', async () => {
+  it('scrapes hopguard and hopguard sts (up == 1)', async () => {
     const r = await query<{ value: [number, string] }>('up{job="hopguard"}');
     expect(r.data.result.map((x) => x.value[1])).toEqual(['1']);
+    const s = await query<{ value: [number, string] }>('up{job="hopguard-sts"}');
+    expect(s.data.result.map((x) => x.value[1])).toEqual(['1']);
   });
 
   it('evaluates every shipped rule without error', async () => {

@@ -54,7 +54,7 @@ function configText(): string {
 describe('deploy/sts', () => {
   it('renders; every object validates against its schema and type-checks strictly', () => {
     expect(objects.map((o) => o.kind).sort()).toEqual(
-      ['ConfigMap', 'ConfigMap', 'Deployment', 'NetworkPolicy', 'PodDisruptionBudget', 'Service', 'ServiceAccount', 'ServiceMonitor'].sort(),
+      ['ConfigMap', 'ConfigMap', 'Deployment', 'NetworkPolicy', 'PodDisruptionBudget', 'PrometheusRule', 'Service', 'ServiceAccount', 'ServiceMonitor'].sort(),
     );
     expect(objects.map((o) => [`${schemaKey(o)} ${o.metadata.name}`, validateObject(o)]).filter(([, p]) => p !== undefined)).toEqual([]);
     expect(strictTypeCheck(objects)).toEqual([]);

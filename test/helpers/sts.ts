@@ -93,10 +93,15 @@ export function makeMeshPki(): MeshPki {
 }
 
 /** A key file as `hopguard keygen --keys-dir` writes it; the key itself, to forge STS tokens with. */
-export async function writeSigningKey(dir: string, kid: string, alg: 'ES256' | 'EdDSA' = 'ES256'): Promise<TestKey & { file: string }> {
+export async function writeSigningKey(
+  dir: string,
+  kid: string,
+  alg: 'ES256' | 'EdDSA' = 'ES256',
+  iatS = 1_700_000_000,
+): Promise<TestKey & { file: string }> {
   mkdirSync(dir, { recursive: true });
   const k = await generateSigningKey(alg, kid);
-  const file = write(dir, `${kid}.json`, JSON.stringify({ ...k.privateJwk, iat: 1_700_000_000 }));
+  const file = write(dir, `${kid}.json`, JSON.stringify({ ...k.privateJwk, iat: iatS }));
   return { alg, kid, privateKey: k.privateKey, publicKey: k.privateKey, publicJwk: k.publicJwk, file };
 }
 

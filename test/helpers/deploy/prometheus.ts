@@ -158,3 +158,41 @@ export async function startHopguard(configFile: string): Promise<HopguardProcess
     },
   };
 }
+
+export interface StsProcess {
+  readonly https: number;
+  readonly admin: number;
+  readonly stderr: () => string;
+  stop(): Promise<void>;
+}
+
+/** `node dist/main.js sts --config FILE` (built by `npm test`), until it logs "sts serving". */
+export async function startStsProcess(configFile: string): Promise<StsProcess> {
+  const child: ChildProcessWithoutNullStreams = spawn(process.execPath, [MAIN, 'sts', '--config', configFile], {
+    cwd: ROOT,
+    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
+  });
+  let err = '';
+  child.stdout.resume(); // exchange events: not read here
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
+  const ports = await new Promise<{ https: number; admin: number }>((resolve, reject) => {
+    const onData = (): void => {
+      const line = err.split('\n').find((l) => l.includes('"msg":"sts serving"'));
+      if (line === undefined) return;
+      child.stderr.off('data', onData);
+      const j = JSON.parse(line) as { https: number; admin: number };
+      resolve({ https: j.https, admin: j.admin });
+    };
+    child.stderr.on('data', onData);
+    child.on('close', (code) => reject(new Error(`hopguard sts exited (${code}) before serving: ${err}`)));
+  });
+  return {
+    ...ports,
+    stderr: () => err,
+    async stop() {
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
