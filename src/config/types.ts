@@ -207,24 +207,12 @@ export interface GrantRuleConfig {
   readonly grant: GrantConfig;
 }
 
-export interface SubjectIssuerConfig {
-  readonly issuer: string;
-  readonly jwks_uri?: string | undefined;
-  readonly jwks_file?: string | undefined;
-  readonly discovery?: boolean | undefined;
-  readonly ca_file?: string | undefined;
-  readonly algorithms: readonly SupportedAlgorithm[];
+/** A `subject_issuers[]` entry: serve's issuer key options and rules, a typ list, and what it may delegate. */
+export interface SubjectIssuerConfig extends Omit<IssuerConfig, 'typ' | 'audience_arrays'> {
   /** Accepted `typ` values, as written. */
   readonly typ: readonly string[];
+  /** The access token's `aud` (a string equal to it, or an array holding it). */
   readonly audience: string;
-  readonly clock_skew: number;
-  readonly max_lifetime: number;
-  readonly allow_insecure_http: boolean;
-  readonly refresh_interval: number;
-  readonly cooldown: number;
-  readonly max_stale: number;
-  readonly fetch_timeout: number;
-  readonly max_jwks_bytes: number;
   readonly actors: readonly string[];
   readonly grants: readonly GrantRuleConfig[];
 }

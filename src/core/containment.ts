@@ -1,3 +1,4 @@
+import type { Memo } from './memo.js';
 import { compilePattern, type PathPattern } from './path.js';
 
 /**
@@ -47,9 +48,9 @@ export function patternContained(p: PathPattern, q: PathPattern): boolean {
  * an invalid `p` is never contained either (callers reject invalid requested patterns
  * before asking, and an empty language must not be mistaken for a harmless request).
  */
-export function pathPatternContained(p: string, q: string): boolean {
-  const cp = compilePattern(p);
-  const cq = compilePattern(q);
+export function pathPatternContained(p: string, q: string, patterns?: Memo<string, PathPattern | null>): boolean {
+  const cp = compilePattern(p, patterns);
+  const cq = compilePattern(q, patterns);
   return cp !== undefined && cq !== undefined && patternContained(cp, cq);
 }
 
@@ -72,14 +73,14 @@ function subset(a: readonly string[], b: readonly string[]): boolean {
  * contained in one of a's. Then every hop r covers (workload, method or route action,
  * path), a covers: route-action hops do not consult paths, and actions are a subset.
  */
-export function grantContained(r: Grant, a: Grant): boolean {
+export function grantContained(r: Grant, a: Grant, patterns?: Memo<string, PathPattern | null>): boolean {
   if (r.type !== a.type) return false;
   if (!subset(r.locations, a.locations) || !subset(r.actions, a.actions)) return false;
   const allowedPaths = a.paths ?? [];
   for (const p of r.paths ?? []) {
     let covered = false;
     for (const q of allowedPaths) {
-      if (pathPatternContained(p, q)) {
+      if (pathPatternContained(p, q, patterns)) {
         covered = true;
         break;
       }
@@ -89,8 +90,8 @@ export function grantContained(r: Grant, a: Grant): boolean {
   return true;
 }
 
-/** Index of the first grant of `allowed` containing `r`, or -1. */
-export function containingGrant(r: Grant, allowed: readonly Grant[]): number {
-  for (let i = 0; i < allowed.length; i++) if (grantContained(r, allowed[i] as Grant)) return i;
+/** Index of the first grant of `allowed` containing `r`, or -1. `patterns`: compiled patterns the caller keeps. */
+export function containingGrant(r: Grant, allowed: readonly Grant[], patterns?: Memo<string, PathPattern | null>): number {
+  for (let i = 0; i < allowed.length; i++) if (grantContained(r, allowed[i] as Grant, patterns)) return i;
   return -1;
 }

@@ -3,6 +3,8 @@ import { isNonEmptyString, isNumericDate, isStringArray, validateClaims, type Au
 import { containingGrant, type Grant } from './containment.js';
 import { exchangeError, fromDeny, type ExchangeError } from './exchange-errors.js';
 import { own } from './json.js';
+import type { Memo } from './memo.js';
+import type { PathPattern } from './path.js';
 import type { ExchangeRequest } from './exchange-request.js';
 import { timeWindowDeny } from './time.js';
 import type { IssuerPolicy } from './types.js';
@@ -107,14 +109,19 @@ export function exchangeKind(iss: string, policy: StsPolicy): ExchangeKind | und
   return policy.edge.has(iss) ? 'edge' : undefined;
 }
 
-export function decideExchange(input: ExchangeInput, policy: StsPolicy): ExchangeResult {
+/** What the decision may reuse, owned by the caller: compiled grant path patterns. */
+export interface ExchangeMemo {
+  readonly patterns?: Memo<string, PathPattern | null>;
+}
+
+export function decideExchange(input: ExchangeInput, policy: StsPolicy, memo: ExchangeMemo = {}): ExchangeResult {
   const iss = input.subject.issuer.issuer;
   const kind = exchangeKind(iss, policy);
   if (kind === undefined) return refuse(exchangeError('untrusted_issuer', 'subject token issuer is not accepted here'), {});
   if (policy.bindCertificate && input.caller.x5t === undefined) {
     return refuse(exchangeError('peer_unauthenticated', 'no caller certificate to bind the new token to'), { kind });
   }
-  return kind === 'hop' ? hop(input, policy) : edge(input, policy, policy.edge.get(iss) as EdgeIssuerPolicy);
+  return kind === 'hop' ? hop(input, policy, memo) : edge(input, policy, policy.edge.get(iss) as EdgeIssuerPolicy, memo);
 }
 
 // ---- hop ------------------------------------------------------------------------------
@@ -137,7 +144,7 @@ function remainingGrants(details: readonly AuthorizationDetail[], grantType: str
   return out;
 }
 
-function hop(input: ExchangeInput, policy: StsPolicy): ExchangeResult {
+function hop(input: ExchangeInput, policy: StsPolicy, memo: ExchangeMemo): ExchangeResult {
   const { caller, subject, nowMs } = input;
   const v = validateClaims(subject.payload, policy);
   if (!('claims' in v)) return refuse(fromDeny(v), { kind: 'hop' });
@@ -157,7 +164,7 @@ function hop(input: ExchangeInput, policy: StsPolicy): ExchangeResult {
   if (!('actors' in chain)) return refuse(fromDeny(chain, 'new actor chain'), audit);
 
   const allowed = remainingGrants(c.authorization_details, policy.grantType, caller.id);
-  return finish(input, policy, audit, {
+  return finish(input, policy, audit, memo, {
     kind: 'hop',
     sub: c.sub,
     txn: c.txn,
@@ -231,7 +238,7 @@ export function conditionHolds(when: GrantCondition | undefined, payload: Readon
   return true;
 }
 
-function edge(input: ExchangeInput, policy: StsPolicy, rules: EdgeIssuerPolicy): ExchangeResult {
+function edge(input: ExchangeInput, policy: StsPolicy, rules: EdgeIssuerPolicy, memo: ExchangeMemo): ExchangeResult {
   const { caller, subject, nowMs, ids } = input;
   const c = edgeClaims(subject.payload);
   if ('ok' in c) return refuse(c, { kind: 'edge' });
@@ -250,7 +257,7 @@ function edge(input: ExchangeInput, policy: StsPolicy, rules: EdgeIssuerPolicy):
   if (!('actors' in chain)) return refuse(fromDeny(chain, 'new actor chain'), audit);
 
   const allowed = rules.grants.filter((r) => conditionHolds(r.when, subject.payload)).map((r) => r.grant);
-  return finish(input, policy, audit, {
+  return finish(input, policy, audit, memo, {
     kind: 'edge',
     sub: c.sub,
     txn: ids.txn,
@@ -285,7 +292,7 @@ function grantJson(g: Grant): Record<string, unknown> {
   return o;
 }
 
-function finish(input: ExchangeInput, policy: StsPolicy, audit: ExchangeAudit, b: Basis): ExchangeResult {
+function finish(input: ExchangeInput, policy: StsPolicy, audit: ExchangeAudit, memo: ExchangeMemo, b: Basis): ExchangeResult {
   const { request, caller, nowMs, ids } = input;
   const audience = request.audience;
   if (audience === caller.id) {
@@ -297,7 +304,7 @@ function finish(input: ExchangeInput, policy: StsPolicy, audit: ExchangeAudit, b
   let grants = b.allowed;
   if (request.requested !== undefined) {
     for (let i = 0; i < request.requested.length; i++) {
-      if (containingGrant(request.requested[i] as Grant, b.allowed) === -1) {
+      if (containingGrant(request.requested[i] as Grant, b.allowed, memo.patterns) === -1) {
         return refuse(
           exchangeError('grant_widening', `authorization_details[${i}] is not contained in any delegated grant`),
           audit,

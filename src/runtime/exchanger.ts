@@ -1,5 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { decideExchange, exchangeKind, type Caller, type StsPolicy } from '../core/exchange.js';
+import type { PathPattern } from '../core/path.js';
+import { BoundedMemo } from '../lib/memo.js';
+import { PATTERN_MEMO_MAX } from './authorizer.js';
 import { exchangeError } from '../core/exchange-errors.js';
 import { parseExchangeRequest, TOKEN_TYPE_JWT } from '../core/exchange-request.js';
 import { errorAnswer, type ExchangeAnswer, type ExchangeFacts } from '../sts/answer.js';
@@ -34,6 +37,8 @@ export interface ExchangerOptions {
 
 export class Exchanger {
   private readonly newId: () => string;
+  /** Compiled grant patterns of subject tokens and requests; bounded (they are request content). */
+  private readonly patterns = new BoundedMemo<string, PathPattern | null>({ maxEntries: PATTERN_MEMO_MAX });
 
   constructor(private readonly opts: ExchangerOptions) {
     this.newId = opts.newId ?? randomUUID;
@@ -72,6 +77,7 @@ export class Exchanger {
           nowMs: this.opts.now(),
         },
         this.opts.policy,
+        { patterns: this.patterns },
       );
       const a = r.audit;
       if (a.kind !== undefined) facts.kind = a.kind;

@@ -9,7 +9,6 @@ import type { Timers } from '../lib/timers.js';
 import type { HopRequest, Outcome } from '../core/types.js';
 import { HealthState } from '../envoy/health.js';
 import { startGrpcServer } from '../envoy/server.js';
-import { startAdminServer } from '../telemetry/admin.js';
 import type { DecisionPipeline, EventSink } from '../telemetry/events.js';
 import { Logger, tracing } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -25,6 +24,7 @@ import { ServerLifecycle } from './lifecycle.js';
 import { RateLimiter } from '../lib/rate-limit.js';
 import { openReplayStore } from './replay.js';
 import { runUntilSignal } from './signals.js';
+import { openAdmin } from './admin.js';
 
 export interface RunningServer {
   readonly grpcPort: number;
@@ -184,18 +184,7 @@ export async function startServer(config: HopguardConfig, opts: ServeOptions = {
 
   // Admin first: a bad listen.admin fails start-up before Envoy can reach us, and probes
   // answer (not ready) while keys load.
-  const admin = await lifecycle.open(
-    'admin listener',
-    'admin',
-    () =>
-      startAdminServer({
-        address: config.listen.admin,
-        metrics,
-        readiness,
-        onError: (err) => logger.error('admin server error', { err }),
-      }),
-    (a) => a.close(),
-  );
+  const admin = await openAdmin(lifecycle, { address: config.listen.admin, metrics, readiness, logger });
 
   const server = await lifecycle.open(
     'grpc listener',

@@ -12,7 +12,6 @@ import type { StsConfig } from '../config/types.js';
 import { PathWatcher } from '../lib/path-watcher.js';
 import type { Timers } from '../lib/timers.js';
 import { HealthState } from '../envoy/health.js';
-import { startAdminServer } from '../telemetry/admin.js';
 import { buildExchangeEvent, ExchangeEvents, StsMetrics } from '../telemetry/exchange.js';
 import type { EventSink } from '../telemetry/events.js';
 import { Logger } from '../telemetry/log.js';
@@ -28,6 +27,7 @@ import { Exchanger } from './exchanger.js';
 import { checkJwksFiles, keySourceFor } from './keys.js';
 import { ServerLifecycle } from './lifecycle.js';
 import { runUntilSignal } from './signals.js';
+import { openAdmin } from './admin.js';
 
 export interface StsOptions {
   readonly clock?: Clock;
@@ -160,18 +160,7 @@ export async function startSts(config: StsConfig, opts: StsOptions = {}): Promis
   await keys.start();
   if (!keys.ready()) logger.warn('no usable signing key: not ready, /token answers 503', { keys_dir: config.signing.keys_dir });
 
-  const admin = await lifecycle.open(
-    'admin listener',
-    'admin',
-    () =>
-      startAdminServer({
-        address: config.listen.admin,
-        metrics: m,
-        readiness: ready,
-        onError: (err) => logger.error('admin server error', { err }),
-      }),
-    (a) => a.close(),
-  );
+  const admin = await openAdmin(lifecycle, { address: config.listen.admin, metrics: m, readiness: ready, logger });
 
   let tlsText: string | undefined;
   let tls: TlsMaterial | undefined;

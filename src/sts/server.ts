@@ -21,6 +21,7 @@ import { isLoopbackHost, splitHostPort } from '../config/checks.js';
 import { errorAnswer, type ExchangeAnswer, type ExchangeFacts } from './answer.js';
 import { isFormContentType, parseForm } from './form.js';
 import { callerFromCertificate, callerFromXfcc, type PeerResult } from './peer.js';
+import { listen } from '../lib/listen.js';
 
 /** SPEC §7: the token request body is at most 64 KiB. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -237,15 +238,7 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
   // connection): no TLS 1.2 renegotiation.
   server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation());
 
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error): void => reject(err);
-    server.once('error', onError);
-    server.listen(hp.port, hp.host, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
-  server.on('error', (err) => opts.onError?.(err));
+  await listen(server, hp.port, hp.host, (err) => opts.onError?.(err));
 
   let closing: Promise<void> | undefined;
   return {

@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { splitHostPort } from '../config/checks.js';
 import { ADMIN_HTTP_LIMITS, createBoundedServer, type HttpServerLimits } from '../lib/http-limits.js';
 import type { Readiness } from './readiness.js';
+import { listen } from '../lib/listen.js';
 
 export interface MetricsSource {
   metrics(): Promise<string>;
@@ -52,15 +53,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     }),
   );
 
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error): void => reject(err);
-    server.once('error', onError);
-    server.listen(hp.port, hp.host, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
-  server.on('error', (err) => opts.onError?.(err));
+  await listen(server, hp.port, hp.host, (err) => opts.onError?.(err));
   const addr = server.address() as AddressInfo;
   let closing: Promise<void> | undefined;
   return {

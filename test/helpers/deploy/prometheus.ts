@@ -128,35 +128,47 @@ export interface HopguardProcess {
   stop(): Promise<void>;
 }
 
-/** `node dist/main.js serve --config FILE` (built by `npm test`), until it logs "serving". */
-export async function startHopguard(configFile: string): Promise<HopguardProcess> {
-  const child: ChildProcessWithoutNullStreams = spawn(process.execPath, [MAIN, 'serve', '--config', configFile], {
+/**
+ * `node dist/main.js <command> --config FILE` (built by `npm test`), until it logs its
+ * `msg` line on stderr; `ports` reads the ports from that line.
+ */
+async function startCommand<P>(
+  command: 'serve' | 'sts',
+  configFile: string,
+  msg: string,
+  ports: (line: Record<string, unknown>) => P,
+): Promise<P & { readonly stderr: () => string; stop(): Promise<void> }> {
+  const child: ChildProcessWithoutNullStreams = spawn(process.execPath, [MAIN, command, '--config', configFile], {
     cwd: ROOT,
     env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
   });
   let err = '';
-  child.stdout.resume(); // decision events: not read here
+  child.stdout.resume(); // events: not read here
   child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
   const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
-  const ports = await new Promise<{ grpc: number; admin: number }>((resolve, reject) => {
+  const found = await new Promise<P>((resolve, reject) => {
     const onData = (): void => {
-      const line = err.split('\n').find((l) => l.includes('"msg":"serving"'));
+      const line = err.split('\n').find((l) => l.includes(`"msg":"${msg}"`));
       if (line === undefined) return;
       child.stderr.off('data', onData);
-      const j = JSON.parse(line) as { grpc: number; admin: number };
-      resolve({ grpc: j.grpc, admin: j.admin });
+      resolve(ports(JSON.parse(line) as Record<string, unknown>));
     };
     child.stderr.on('data', onData);
-    child.on('close', (code) => reject(new Error(`hopguard exited (${code}) before serving: ${err}`)));
+    child.on('close', (code) => reject(new Error(`hopguard ${command} exited (${code}) before "${msg}": ${err}`)));
   });
   return {
-    ...ports,
+    ...found,
     stderr: () => err,
     async stop() {
       child.kill('SIGKILL');
       await exited;
     },
   };
+}
+
+/** `node dist/main.js serve --config FILE`, until it logs "serving". */
+export function startHopguard(configFile: string): Promise<HopguardProcess> {
+  return startCommand('serve', configFile, 'serving', (j) => ({ grpc: j['grpc'] as number, admin: j['admin'] as number }));
 }
 
 export interface StsProcess {
@@ -166,33 +178,7 @@ export interface StsProcess {
   stop(): Promise<void>;
 }
 
-/** `node dist/main.js sts --config FILE` (built by `npm test`), until it logs "sts serving". */
-export async function startStsProcess(configFile: string): Promise<StsProcess> {
-  const child: ChildProcessWithoutNullStreams = spawn(process.execPath, [MAIN, 'sts', '--config', configFile], {
-    cwd: ROOT,
-    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
-  });
-  let err = '';
-  child.stdout.resume(); // exchange events: not read here
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
-  const ports = await new Promise<{ https: number; admin: number }>((resolve, reject) => {
-    const onData = (): void => {
-      const line = err.split('\n').find((l) => l.includes('"msg":"sts serving"'));
-      if (line === undefined) return;
-      child.stderr.off('data', onData);
-      const j = JSON.parse(line) as { https: number; admin: number };
-      resolve({ https: j.https, admin: j.admin });
-    };
-    child.stderr.on('data', onData);
-    child.on('close', (code) => reject(new Error(`hopguard sts exited (${code}) before serving: ${err}`)));
-  });
-  return {
-    ...ports,
-    stderr: () => err,
-    async stop() {
-      child.kill('SIGKILL');
-      await exited;
-    },
-  };
+/** `node dist/main.js sts --config FILE`, until it logs "sts serving". */
+export function startStsProcess(configFile: string): Promise<StsProcess> {
+  return startCommand('sts', configFile, 'sts serving', (j) => ({ https: j['https'] as number, admin: j['admin'] as number }));
 }
