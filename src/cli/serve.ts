@@ -1,17 +1,11 @@
 import { formatIssues } from '../config/issues.js';
 import { loadConfigFile } from '../config/load.js';
-import { fileReader, terminateIfReadsStuck } from '../lib/bounded-read.js';
 import { serveUntilStopped } from '../runtime/serve.js';
+import { exitAfterStop } from '../runtime/signals.js';
 import { Logger } from '../telemetry/log.js';
 import { parse, required, type Io } from './flags.js';
 
 export const SERVE_USAGE = 'hopguard serve --config FILE';
-
-/**
- * After a clean stop the process exits on its own once nothing is left to run; this
- * unref'd timer only forces the exit if a stray handle would keep it alive.
- */
-const EXIT_BACKSTOP_MS = 2_000;
 
 export async function serveCommand(argv: string[], io: Io): Promise<number> {
   const { values } = parse(argv, { config: { type: 'string', short: 'c' } });
@@ -25,9 +19,6 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   // an invalid one is rejected and the running config keeps serving (SPEC §4).
   const logger = new Logger(loaded.config.log.level);
   await serveUntilStopped(loaded.config, { logger, configFile: file, reloadOnSighup: true });
-  const stuck = fileReader.stuck();
-  if (stuck > 0) logger.warn('file reads stuck in the kernel: ending the process with SIGTERM', { stuck });
-  if (terminateIfReadsStuck()) return 0;
-  setTimeout(() => process.exit(0), EXIT_BACKSTOP_MS).unref();
+  exitAfterStop(logger);
   return 0;
 }

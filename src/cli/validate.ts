@@ -1,6 +1,5 @@
 import { formatIssues } from '../config/issues.js';
-import { loadConfigFile, loadConfigFileWith } from '../config/load.js';
-import { validateStsConfig } from '../config/sts-schema.js';
+import { loadConfigFile, loadStsConfigFile } from '../config/load.js';
 import { checkJwksFiles } from '../runtime/keys.js';
 import { checkStsFiles } from '../runtime/sts.js';
 import { samplingWarning } from '../telemetry/setup.js';
@@ -43,7 +42,7 @@ export async function validateCommand(argv: string[], io: Io): Promise<number> {
  * sign at start-up), the TLS files are readable, each subject issuer's jwks_file is a JWKS.
  */
 async function validateSts(file: string, io: Io): Promise<number> {
-  const loaded = await loadConfigFileWith(file, process.env, validateStsConfig);
+  const loaded = await loadStsConfigFile(file, process.env);
   if (!loaded.ok) {
     io.err(formatIssues(loaded.errors, file) + '\n');
     return 1;

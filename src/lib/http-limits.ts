@@ -59,6 +59,25 @@ export const ADMIN_HTTP_LIMITS: HttpServerLimits = Object.freeze({
   maxHeaderBytes: 8 * 1024,
 });
 
+/**
+ * The STS's token endpoint: workloads of the whole mesh keep connections open to it (one or
+ * a few each), a request is a form of at most 64 KiB, an exchange may wait a few seconds for
+ * an identity provider's keys. With `listen.http` (behind the pod's mesh proxy) every client
+ * comes from the proxy's address: no per-address cap there (`maxConnectionsPerClient: 0`).
+ */
+export const STS_HTTP_LIMITS: HttpServerLimits = Object.freeze({
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  checkIntervalMs: 1_000,
+  keepAliveTimeoutMs: 5_000,
+  idleTimeoutMs: 30_000,
+  handshakeTimeoutMs: 10_000,
+  maxConnections: 4096,
+  maxConnectionsPerClient: 64,
+  maxHeadersCount: 100,
+  maxHeaderBytes: 16 * 1024,
+});
+
 /** What must be given to `http.createServer` / `https.createServer` (some of it cannot be set later). */
 export interface BoundedServerOptions {
   readonly headersTimeout: number;

@@ -2,7 +2,7 @@
  * Issuer keys as `serve` gets them: the key source an issuer's config asks for, and the
  * offline check of a `jwks_file` that `hopguard validate` runs.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { IssuerConfig } from '../config/types.js';
 import type { Timers } from '../lib/timers.js';
 import { readJwksFile } from '../token/jwks-file.js';
@@ -66,6 +66,9 @@ export function keySourceFor(i: IssuerKeyOptions, clock: Clock, hooks: KeySource
   });
 }
 
+/** A CA bundle is at most a few hundred KiB. */
+const CA_FILE_MAX_BYTES = 1024 * 1024;
+
 /**
  * Fetches trusting `issuers[].ca_file` besides the system roots. An unreadable file or one
  * without a certificate is an error naming the key: start-up fails, a reload is rejected.
@@ -73,6 +76,11 @@ export function keySourceFor(i: IssuerKeyOptions, clock: Clock, hooks: KeySource
 export function caFetch(file: string): FetchLike {
   let pem: string;
   try {
+    // Synchronous (a key source is built synchronously), so the file type and size are
+    // checked first: a FIFO or device would block the read, a huge file is no CA bundle.
+    const st = statSync(file);
+    if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
+    if (st.size > CA_FILE_MAX_BYTES) throw Object.assign(new Error('too large'), { code: `over ${CA_FILE_MAX_BYTES} bytes` });
     pem = readFileSync(file, 'utf8');
   } catch (e) {
     throw new Error(`issuers[].ca_file: cannot read ${file}: ${(e as { code?: string }).code ?? 'error'}`, { cause: e });

@@ -1,4 +1,23 @@
+import { fileReader, terminateIfReadsStuck } from '../lib/bounded-read.js';
 import type { Logger } from '../telemetry/log.js';
+
+/**
+ * After a clean stop the process exits on its own once nothing is left to run; this
+ * unref'd timer only forces the exit if a stray handle would keep it alive.
+ */
+const EXIT_BACKSTOP_MS = 2_000;
+
+/**
+ * The end of a long-running command after its stop: a file read stuck in the kernel keeps
+ * Node from exiting, so the process ends with SIGTERM then; otherwise a backstop timer
+ * forces the exit should a stray handle keep it alive.
+ */
+export function exitAfterStop(logger: Logger): void {
+  const stuck = fileReader.stuck();
+  if (stuck > 0) logger.warn('file reads stuck in the kernel: ending the process with SIGTERM', { stuck });
+  if (terminateIfReadsStuck()) return;
+  setTimeout(() => process.exit(0), EXIT_BACKSTOP_MS).unref();
+}
 
 /** What a long-running command (serve, sts) runs until a signal. */
 export interface Stoppable {

@@ -4,7 +4,7 @@
  * from a validated config and handed to one ServerLifecycle, which owns their stop (drain,
  * grace, shutdown) as it does serve's.
  */
-import { readFile } from 'node:fs/promises';
+import { fileReader } from '../lib/bounded-read.js';
 import path from 'node:path';
 
 import { stsSelfIssuerPolicy, subjectIssuerPolicy, toStsPolicy } from '../config/sts-policy.js';
@@ -69,12 +69,20 @@ export interface RunningSts {
 /** Least time the final event flush gets. */
 const MIN_FLUSH_MS = 500;
 
+/** A certificate, key or CA bundle is a few KiB; a CA bundle of a big mesh, some hundreds. */
+const TLS_FILE_MAX_BYTES = 1024 * 1024;
+const TLS_FILE_READ_TIMEOUT_MS = 5_000;
+
+/** Why a file could not be read, in the OS's words (ENOENT…) or the bounded reader's. */
+function readProblem(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** The three TLS files, by the bounded reader (regular files only, bounded size and time). */
 async function readTls(c: NonNullable<StsConfig['tls']>): Promise<TlsMaterial> {
-  const [cert, key, ca] = await Promise.all([
-    readFile(c.cert_file, 'utf8'),
-    readFile(c.key_file, 'utf8'),
-    readFile(c.client_ca_file, 'utf8'),
-  ]);
+  const read = async (f: string): Promise<string> =>
+    Buffer.from(await fileReader.read(f, { maxBytes: TLS_FILE_MAX_BYTES, timeoutMs: TLS_FILE_READ_TIMEOUT_MS })).toString('utf8');
+  const [cert, key, ca] = await Promise.all([read(c.cert_file), read(c.key_file), read(c.client_ca_file)]);
   return { cert, key, ca };
 }
 
@@ -167,7 +175,7 @@ export async function startSts(config: StsConfig, opts: StsOptions = {}): Promis
   if (config.tls !== undefined) {
     const files = config.tls;
     tls = await lifecycle.open('tls files', 'intake', () => readTls(files), () => undefined).catch((err: unknown) => {
-      throw new Error(`tls: cannot read the certificate files: ${(err as { code?: string }).code ?? String(err)}`, { cause: err });
+      throw new Error(`tls: cannot read the certificate files: ${readProblem(err)}`, { cause: err });
     });
     tlsText = JSON.stringify(tls);
   }
@@ -208,7 +216,7 @@ export async function startSts(config: StsConfig, opts: StsOptions = {}): Promis
     try {
       next = await readTls(config.tls);
     } catch (err) {
-      logger.error('tls files unreadable; the previous certificate stays', { err: (err as { code?: string }).code ?? String(err) });
+      logger.error('tls files unreadable; the previous certificate stays', { err: readProblem(err) });
       return 'rejected';
     }
     const text = JSON.stringify(next);
@@ -306,9 +314,9 @@ export async function checkStsFiles(
     const f = c.tls?.[k];
     if (f === undefined) continue;
     try {
-      await readFile(f);
+      await fileReader.read(f, { maxBytes: TLS_FILE_MAX_BYTES, timeoutMs: TLS_FILE_READ_TIMEOUT_MS });
     } catch (err) {
-      problems.push({ key: `tls.${k}`, message: `cannot read ${f}: ${(err as { code?: string }).code ?? String(err)}` });
+      problems.push({ key: `tls.${k}`, message: `cannot read ${f}: ${readProblem(err)}` });
     }
   }
   problems.push(...(await checkJwksFiles(c.subject_issuers, 'subject_issuers')));

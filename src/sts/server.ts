@@ -21,6 +21,7 @@ import { isLoopbackHost, splitHostPort } from '../config/checks.js';
 import { errorAnswer, type ExchangeAnswer, type ExchangeFacts } from './answer.js';
 import { isFormContentType, parseForm } from './form.js';
 import { callerFromCertificate, callerFromXfcc, type PeerResult } from './peer.js';
+import { createBoundedServer, STS_HTTP_LIMITS, type HttpServerLimits } from '../lib/http-limits.js';
 import { listen } from '../lib/listen.js';
 
 /** SPEC §7: the token request body is at most 64 KiB. */
@@ -53,6 +54,8 @@ export interface TokenServerOptions {
   /** After every token-endpoint answer (events, metrics). */
   readonly onExchange: (facts: ExchangeFacts, requestId: string, latencyNs: bigint) => void;
   readonly onError?: (err: unknown) => void;
+  /** Connection and time bounds; default STS_HTTP_LIMITS (tests inject small ones). */
+  readonly limits?: HttpServerLimits;
 }
 
 export interface TokenServer {
@@ -215,24 +218,25 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
     return callerFromCertificate(socket.getPeerCertificate?.(false)?.raw, opts.trustedDomains);
   }
 
+  // Connection and time bounds for a listener untrusted clients reach (lib/http-limits.ts).
+  const bounds = opts.limits ?? STS_HTTP_LIMITS;
+  const limits: HttpServerLimits = opts.tls === undefined ? { ...bounds, maxConnectionsPerClient: 0 } : bounds;
   const server = opts.tls
-    ? https.createServer(
-        {
-          ...tlsOptions(opts.tls),
-          requestCert: true,
-          // Verified against `ca`, but not required at the handshake: /jwks.json and the
-          // metadata serve clients without a certificate; /token checks `authorized`.
-          rejectUnauthorized: false,
-          minVersion: 'TLSv1.2',
-        },
-        handler,
+    ? createBoundedServer(limits, (o) =>
+        https.createServer(
+          {
+            ...o,
+            ...tlsOptions(opts.tls as TlsMaterial),
+            requestCert: true,
+            // Verified against `ca`, but not required at the handshake: /jwks.json and the
+            // metadata serve clients without a certificate; /token checks `authorized`.
+            rejectUnauthorized: false,
+            minVersion: 'TLSv1.2',
+          },
+          handler,
+        ),
       )
-    : http.createServer(handler);
-  server.requestTimeout = 30_000;
-  server.headersTimeout = 10_000;
-  server.keepAliveTimeout = 5_000;
-  server.maxHeadersCount = 100;
-  server.on('clientError', (_err, socket) => socket.destroy());
+    : createBoundedServer(limits, (o) => http.createServer(o, handler));
   server.on('tlsClientError', () => undefined);
   // A client certificate must not change under a connection (the caller is memoized per
   // connection): no TLS 1.2 renegotiation.

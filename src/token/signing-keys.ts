@@ -11,10 +11,11 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Dirent } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { CompactSign, importJWK, type CryptoKey, type JWK } from 'jose';
 import { DELEGATION_TYP as ISSUED_TYP, STS_SIGNING_ALGORITHMS } from '../core/exchange.js';
+import { BoundedReadError, fileReader } from '../lib/bounded-read.js';
 import { PathWatcher } from '../lib/path-watcher.js';
 import { realTimers, type Timers } from '../lib/timers.js';
 import { jwsAlgorithm, keyFitsAlgorithm } from './algorithms.js';
@@ -29,6 +30,8 @@ export const SIGNING_ALGS: readonly string[] = STS_SIGNING_ALGORITHMS;
 export const MAX_KEY_FILE_BYTES = 64 * 1024;
 /** More files than this in the key directory is a mistake, not a rotation. */
 export const MAX_KEY_FILES = 64;
+/** Each key file read (a hung mount must not hold a check forever). */
+export const KEY_FILE_READ_TIMEOUT_MS = 5_000;
 export const DEFAULT_KEY_POLL_MS = 30_000;
 
 /** `typ` of every token the STS issues. */
@@ -186,14 +189,17 @@ async function readVersion(dir: string): Promise<{ fingerprint: string; files: {
     } catch (e) {
       throw new KeyDirError('read_failed', `cannot read ${name}: ${(e as { code?: string }).code ?? 'error'}`);
     }
-    if (!st.isFile()) continue;
+    if (st.isDirectory()) continue;
     if (files.length >= MAX_KEY_FILES) throw new KeyDirError('invalid_key', `more than ${MAX_KEY_FILES} key files`);
-    if (st.size > MAX_KEY_FILE_BYTES) throw new KeyDirError('invalid_key', `${name}: over ${MAX_KEY_FILE_BYTES} bytes`);
     let bytes: Uint8Array;
     try {
-      bytes = await readFile(file);
+      // The bounded reader: a regular file only (a FIFO never blocks), its size checked on
+      // what is read, within a deadline.
+      bytes = await fileReader.read(file, { maxBytes: MAX_KEY_FILE_BYTES, timeoutMs: KEY_FILE_READ_TIMEOUT_MS });
     } catch (e) {
-      throw new KeyDirError('read_failed', `cannot read ${name}: ${(e as { code?: string }).code ?? 'error'}`);
+      if (e instanceof BoundedReadError && e.code === 'too_large') throw new KeyDirError('invalid_key', `${name}: over ${MAX_KEY_FILE_BYTES} bytes`);
+      if (e instanceof BoundedReadError && e.code === 'not_regular') throw new KeyDirError('invalid_key', `${name}: not a regular file`);
+      throw new KeyDirError('read_failed', `cannot read ${name}: ${e instanceof Error ? e.message : String(e)}`);
     }
     files.push({ name, bytes, mtimeMs: st.mtimeMs });
     hash.update(name).update('\0').update(createHash('sha256').update(bytes).digest()).update('\0');

@@ -5,11 +5,13 @@
  * (x-forwarded-client-cert); readiness and drain.
  */
 import { randomUUID } from 'node:crypto';
-import { chmodSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
-import type { TLSSocket } from 'node:tls';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { STS_HTTP_LIMITS } from '../../src/lib/http-limits.js';
+import { startTokenServer } from '../../src/sts/server.js';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { generateSigningKey } from '../../src/token/mint.js';
 import { startJwksServer } from '../helpers/server.js';
@@ -370,5 +372,54 @@ describe('readiness and drain', () => {
     s.running.endDrain();
     await stopping;
     await expect(exchange(s.url, pki.pki.caPem, pki.orders, { subject_token: 'x', audience: LEDGER })).rejects.toThrow();
+  });
+});
+
+describe('slow and greedy clients on the token listener (lib/http-limits.ts)', () => {
+  it('a request whose headers dribble in is answered 408 and closed; connections beyond the per-client cap are closed', async () => {
+    const srv = await startTokenServer({
+      address: '127.0.0.1:0',
+      tls: { cert: readFileSync(pki.server.certFile, 'utf8'), key: readFileSync(pki.server.keyFile, 'utf8'), ca: pki.pki.caPem },
+      trustForwardedClientCert: false,
+      trustedDomains: [TD],
+      bindCertificate: true,
+      issuer: STS_ISSUER,
+      exchange: () => Promise.reject(new Error('not reached')),
+      metadata: () => ({}),
+      jwks: () => '{"keys":[]}',
+      onExchange: () => undefined,
+      limits: { ...STS_HTTP_LIMITS, headersTimeoutMs: 300, requestTimeoutMs: 600, checkIntervalMs: 100, maxConnectionsPerClient: 2 },
+    });
+    const connect = () =>
+      new Promise<TLSSocket>((resolve, reject) => {
+        const s = tlsConnect({ host: '127.0.0.1', port: srv.port, ca: pki.pki.caPem, servername: 'localhost' }, () => resolve(s));
+        s.once('error', reject);
+      });
+    const closed = (s: TLSSocket) =>
+      new Promise<string>((resolve) => {
+        let got = '';
+        s.on('data', (d: Buffer) => (got += d.toString()));
+        s.once('close', () => resolve(got));
+        s.once('error', () => undefined);
+      });
+    try {
+      const slow = await connect();
+      const slowDone = closed(slow);
+      slow.write('POST /token HTTP/1.1\r\nHost: x\r\n'); // and never the end of the headers
+      expect(await slowDone).toMatch(/^HTTP\/1\.1 408/);
+
+      const a = await connect();
+      const b = await connect();
+      // The third from the same address is closed as it is accepted (before or during TLS).
+      const third = await connect().then(
+        (s) => closed(s).then(() => 'closed'),
+        () => 'closed',
+      );
+      expect(third).toBe('closed');
+      a.destroy();
+      b.destroy();
+    } finally {
+      await srv.close(100);
+    }
   });
 });
