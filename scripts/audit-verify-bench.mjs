@@ -36,7 +36,7 @@ const { values } = parseArgs({
 const N = Number(values.events);
 if (!Number.isSafeInteger(N) || N < 1) throw new Error('--events: a positive integer');
 
-const { AuditLog } = await import(path.join(ROOT, 'dist/audit/log.js'));
+const { AuditLog } = await import(path.join(ROOT, 'dist/telemetry/audit-log.js'));
 const { signerFromJwk } = await import(path.join(ROOT, 'dist/audit/checkpoint.js'));
 
 const dir = await mkdtemp(path.join(tmpdir(), 'hg-audit-bench-'));

@@ -12,7 +12,7 @@
  */
 import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
-import { calculateJwkThumbprint, compactVerify, type JWK } from 'jose';
+import { calculateJwkThumbprint, compactVerify } from 'jose';
 import { encodeBase64url } from '../token/base64url.js';
 import { isParseFailure, parseCompact } from '../token/jws.js';
 import type { JwkSet } from '../token/jwks.js';
@@ -117,7 +117,7 @@ export async function signerFromJwk(doc: unknown, where = 'the key'): Promise<Ch
     throw new SigningKeyError('invalid_key', `${where} is not a valid ${alg} key: ${err instanceof Error ? err.message : String(err)}`);
   }
   const digest = alg === 'ES256' ? 'sha256' : null;
-  let selfTest = false;
+  let selfTest: boolean;
   try {
     const sig = sign(digest, PROBE, { key, dsaEncoding: 'ieee-p1363' });
     selfTest = verify(digest, PROBE, { key: pub, dsaEncoding: 'ieee-p1363' }, sig);
@@ -128,7 +128,7 @@ export async function signerFromJwk(doc: unknown, where = 'the key'): Promise<Ch
   const kid =
     typeof jwk['kid'] === 'string' && jwk['kid'] !== ''
       ? jwk['kid']
-      : await calculateJwkThumbprint(publicJwkOf(members) as JWK, 'sha256');
+      : await calculateJwkThumbprint(publicJwkOf(members), 'sha256');
   const header = b64json(JSON.stringify({ alg, typ: CHECKPOINT_TYP, kid }));
   return {
     kid,

@@ -5,7 +5,8 @@
  * A valid new key signs the next checkpoint; a missing, invalid or public-only new version
  * is rejected (reported with the file and the problem) and the previous key keeps signing.
  */
-import { PathWatcher, type Timers } from '../config/watch.js';
+import { PathWatcher } from '../lib/path-watcher.js';
+import type { Timers } from '../lib/timers.js';
 import { loadSigningKey, readKeyFile, signerFromText, SigningKeyError, type CheckpointSigner } from './checkpoint.js';
 
 export const DEFAULT_KEY_POLL_MS = 30_000;

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { calculateJwkThumbprint, type JWK } from 'jose';
+import { calculateJwkThumbprint } from 'jose';
 import { verifyAuditFiles, type ChainReport, type Finding, type VerifyReport } from '../audit/verify.js';
 import { parseJwks, type JwkSet } from '../token/jwks.js';
 import { parseStrictJson } from '../token/json.js';
@@ -60,7 +60,7 @@ export async function loadVerificationKeys(file: string): Promise<JwkSet> {
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new Error(`cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new Error(`cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
   }
   const json = parseStrictJson(new TextEncoder().encode(text));
   if (!json.ok) throw new Error(`not JSON: ${json.problem}`);
@@ -69,7 +69,7 @@ export async function loadVerificationKeys(file: string): Promise<JwkSet> {
     const jwk = { ...(doc as Record<string, unknown>) };
     if (typeof jwk['kid'] !== 'string' || jwk['kid'] === '') {
       try {
-        jwk['kid'] = await calculateJwkThumbprint(jwk as JWK, 'sha256');
+        jwk['kid'] = await calculateJwkThumbprint(jwk, 'sha256');
       } catch {
         // parseJwks reports what is wrong with it
       }

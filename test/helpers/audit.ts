@@ -7,7 +7,7 @@ import { gzipSync } from 'node:zlib';
 import { generateKeyPairSync } from 'node:crypto';
 import { exportJWK } from 'jose';
 import { signerFromJwk, type CheckpointSigner } from '../../src/audit/checkpoint.js';
-import { AuditLog } from '../../src/audit/log.js';
+import { AuditLog } from '../../src/telemetry/audit-log.js';
 import { CaptureSink } from './capture-sink.js';
 
 export interface ChainSpec {

@@ -3,7 +3,7 @@ import { compactVerify, importJWK, decodeProtectedHeader, type JWK } from 'jose'
 import { describe, expect, it } from 'vitest';
 import { HashChain } from '../../../src/audit/chain.js';
 import { canonicalize } from '../../../src/audit/jcs.js';
-import { AuditLog } from '../../../src/audit/log.js';
+import { AuditLog } from '../../../src/telemetry/audit-log.js';
 import type { EventSink } from '../../../src/telemetry/events.js';
 import { CaptureSink } from '../../helpers/capture-sink.js';
 import { makeChain, newSigner, parse, T0 } from '../../helpers/audit.js';

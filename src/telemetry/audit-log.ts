@@ -15,10 +15,10 @@
  * synchronous and never throw to the producer: a fault is reported to `onError` and the
  * event is not appended (the chain stays consistent).
  */
-import { realTimers, type Timers } from '../config/watch.js';
-import type { EventSink } from '../telemetry/events.js';
-import { CHAIN_EVENT, CHECKPOINT_EVENT, HashChain, type ChainLink } from './chain.js';
-import type { CheckpointSigner } from './checkpoint.js';
+import { realTimers, type Timers } from '../lib/timers.js';
+import { CHAIN_EVENT, CHECKPOINT_EVENT, HashChain, type ChainLink } from '../audit/chain.js';
+import type { CheckpointSigner } from '../audit/checkpoint.js';
+import type { EventSink } from './events.js';
 
 export const DEFAULT_CHECKPOINT_INTERVAL_MS = 10_000;
 
