@@ -123,6 +123,19 @@ export interface ShutdownConfig {
   readonly grace: number;
 }
 
+/** The audit trail (SPEC §8). Durations in milliseconds. */
+export interface AuditConfig {
+  /**
+   * Private JWK (ES256 or EdDSA) that signs checkpoints; absolute when the config was loaded
+   * from a file. Absent: no checkpoints.
+   */
+  readonly signing_key_file?: string | undefined;
+  /** A checkpoint this often, when events were emitted since the last one. */
+  readonly checkpoint_interval: number;
+  /** How long an `audit: sync` route waits for the http sink's confirmation. */
+  readonly sync_timeout: number;
+}
+
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export interface LogConfig {
@@ -140,6 +153,7 @@ export interface HopguardConfig {
   readonly exempt: readonly ExemptConfig[];
   readonly events: EventsConfig;
   readonly replay: ReplayConfig;
+  readonly audit: AuditConfig;
   readonly limits: LimitsConfig;
   readonly log: LogConfig;
   readonly shutdown: ShutdownConfig;

@@ -32,7 +32,8 @@ export interface AuditLogOptions {
   readonly now: () => number;
   /** The key that signs checkpoints now (a key file reload swaps it); none: no checkpoints. */
   readonly signer?: () => CheckpointSigner | undefined;
-  readonly checkpointIntervalMs?: number;
+  /** Read each time the timer is armed, so a config reload applies. */
+  readonly checkpointIntervalMs?: number | (() => number);
   readonly timers?: Timers;
   /** Fixed chain id (tests); default a random UUID. */
   readonly chainId?: string;
@@ -46,7 +47,7 @@ export class AuditLog {
   readonly chain: HashChain;
   private readonly sinks: readonly EventSink[];
   private readonly timers: Timers;
-  private readonly intervalMs: number;
+  private readonly intervalMs: () => number;
   private queue: string[] = [];
   /** Events appended since the last checkpoint (the start event included). */
   private sinceCheckpoint = 0;
@@ -59,7 +60,8 @@ export class AuditLog {
     this.chain = new HashChain(opts.chainId);
     this.sinks = opts.sinks;
     this.timers = opts.timers ?? realTimers;
-    this.intervalMs = opts.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS;
+    const every = opts.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS;
+    this.intervalMs = typeof every === 'number' ? () => every : every;
   }
 
   /** Emits the start event and starts the checkpoint timer. Idempotent. */
@@ -195,7 +197,7 @@ export class AuditLog {
       } finally {
         this.arm();
       }
-    }, this.intervalMs);
+    }, this.intervalMs());
   }
 
   private fault(err: unknown): void {
