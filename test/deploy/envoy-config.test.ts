@@ -186,12 +186,12 @@ describe('envoy.yaml: the settings that make hopguard effective', () => {
     const timeout = seconds(get(sync, 'grpc_service', 'timeout'));
     expect(timeout).toBeGreaterThan(AUDIT_SYNC_TIMEOUT_S);
     expect(timeout).toBeLessThanOrEqual(5);
-    // Everything but the timeout and the stats prefix is the main filter's: fail closed,
-    // 503 on error, peer certificate, the same headers, the same cluster.
+    // Everything but the timeout is the main filter's: fail closed, 503 on error, peer
+    // certificate, the same headers, the same cluster, the same stats prefix (so Envoy's
+    // ext_authz alerts cover these routes too).
     const strip = (o: Obj) => {
       const c = structuredClone(o);
       delete (c['grpc_service'] as Obj)['timeout'];
-      delete c['stat_prefix'];
       return c;
     };
     expect(strip(sync)).toEqual(strip(extAuthz));
