@@ -116,3 +116,17 @@ export function canonicalize(value: unknown): string {
   if (alreadyOrdered(value)) return JSON.stringify(value);
   return serialize(value);
 }
+
+const toWellFormed = (String.prototype as unknown as { toWellFormed: (this: string) => string }).toWellFormed;
+
+/** A copy of a JSON value whose strings (keys included) have every lone surrogate replaced by U+FFFD. */
+export function wellFormedJson(v: unknown): unknown {
+  if (typeof v === 'string') return toWellFormed.call(v);
+  if (Array.isArray(v)) return v.map(wellFormedJson);
+  if (typeof v === 'object' && v !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) out[toWellFormed.call(k)] = wellFormedJson(x);
+    return out;
+  }
+  return v;
+}

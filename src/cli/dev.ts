@@ -75,7 +75,8 @@ export async function devCommand(argv: string[], io: Io): Promise<number> {
     },
   });
 
-  const running = await startServer(parsed.config);
+  // The banner comes first on stdout; the audit chain starts with the first decision event.
+  const running = await startServer(parsed.config, { chainStartsAtFirstEvent: true });
   const self = `node ${shellQuote(path.relative(process.cwd(), process.argv[1] ?? 'dist/main.js') || 'dist/main.js')}`;
   const addr = `${host.includes(':') ? `[${host}]` : host}:${running.grpcPort}`;
   // Quoted so the commands paste as-is into any POSIX shell or zsh (an IPv6 `[::1]:port`

@@ -10,10 +10,9 @@
  */
 import { deny } from '../core/decision.js';
 import type { HopRequest, Outcome } from '../core/types.js';
-import { realTimers, type Timers } from '../config/watch.js';
-import type { Delivery } from '../telemetry/http-sink.js';
+import { realTimers, type Timers } from '../lib/timers.js';
+import type { AuditedOutcome, Delivery, SyncEmitter } from '../telemetry/events.js';
 import type { AuditSyncResult } from '../telemetry/metrics.js';
-import type { AuditedOutcome, SyncEmitter } from '../telemetry/sync-audit.js';
 
 /** The `context_extensions` key by which an Envoy route asks for audit before allow. */
 export const AUDIT_ROUTE_KEY = 'audit';

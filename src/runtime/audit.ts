@@ -8,7 +8,7 @@
 import { SigningKeyFile, type KeyReload } from '../audit/key-file.js';
 import { ConfigIssuesError } from '../config/issues.js';
 import type { HopguardConfig } from '../config/types.js';
-import type { Timers } from '../config/watch.js';
+import type { Timers } from '../lib/timers.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
 

@@ -18,7 +18,8 @@
 import { realTimers, type Timers } from '../lib/timers.js';
 import { CHAIN_EVENT, CHECKPOINT_EVENT, HashChain, type ChainLink } from '../audit/chain.js';
 import type { CheckpointSigner } from '../audit/checkpoint.js';
-import type { EventSink } from './events.js';
+import { JcsError, wellFormedJson } from '../audit/jcs.js';
+import type { Delivery, EventSink } from './sink.js';
 
 export const DEFAULT_CHECKPOINT_INTERVAL_MS = 10_000;
 
@@ -84,7 +85,16 @@ export class AuditLog {
 
   /** Links one event given as a plain JSON object (chain fields are added). Seq, or -1. */
   appendObject(event: Readonly<Record<string, unknown>>): number {
-    return this.link(() => this.chain.appendObject(event), event['event'] === CHAIN_EVENT);
+    return this.link(() => {
+      try {
+        return this.chain.appendObject(event);
+      } catch (err) {
+        // An event must be I-JSON to be canonicalized: a lone surrogate (from a token's JSON
+        // escapes) becomes U+FFFD, as in decision events. Anything else is a fault.
+        if (!(err instanceof JcsError) || err.code !== 'lone_surrogate') throw err;
+        return this.chain.appendObject(wellFormedJson(event) as Record<string, unknown>);
+      }
+    }, event['event'] === CHAIN_EVENT);
   }
 
   private link(make: () => string, isStart = false): number {
@@ -103,17 +113,36 @@ export class AuditLog {
 
   /** Hands every queued line to every sink, in chain order. */
   write(): void {
-    if (this.queue.length === 0) return;
+    void this.writeQueue(false); // untracked: no delivery promise
+  }
+
+  /**
+   * write(), tracking the last queued line's delivery with the sink that can report one (the
+   * `http` sink, which then sends its batch at once). Undefined when no sink tracks
+   * deliveries, or nothing was queued.
+   */
+  writeTracked(): Promise<Delivery> | undefined {
+    return this.writeQueue(true);
+  }
+
+  private writeQueue(track: boolean): Promise<Delivery> | undefined {
+    if (this.queue.length === 0) return undefined;
     const lines = this.queue;
     this.queue = [];
+    const tracker = track ? this.sinks.find((s) => s.writeTracked !== undefined) : undefined;
+    let delivery: Promise<Delivery> | undefined;
     for (const s of this.sinks) {
       try {
-        if (s.writeMany !== undefined) s.writeMany(lines);
-        else for (const line of lines) s.write(line);
+        if (s === tracker && s.writeTracked !== undefined) {
+          const head = lines.slice(0, -1);
+          if (head.length > 0) writeAll(s, head);
+          delivery = s.writeTracked(lines[lines.length - 1] as string);
+        } else writeAll(s, lines);
       } catch (err) {
         this.fault(err);
       }
     }
+    return delivery;
   }
 
   /**
@@ -161,18 +190,22 @@ export class AuditLog {
   }
 
   /**
-   * Shutdown: the final checkpoint closes the chain (with a key), then each sink's final
-   * flush within `timeoutMs`; later appends are still linked but reach only sinks that accept them.
+   * Shutdown, first half: writes what is queued and emits the final checkpoint that closes
+   * the chain (with a key); nothing is linked after it. Idempotent.
    */
-  async close(timeoutMs: number): Promise<void> {
+  finish(): void {
     if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
     this.timer = undefined;
-    if (!this.closed) {
-      this.write();
-      this.checkpoint(true);
-      this.closed = true;
-    }
+    if (this.closed) return;
     this.write();
+    this.checkpoint(true);
+    this.closed = true;
+    this.write();
+  }
+
+  /** Shutdown: finish(), then each sink's final flush within `timeoutMs`. */
+  async close(timeoutMs: number): Promise<void> {
+    this.finish();
     await Promise.all(
       this.sinks.map((s) => (s.close ? s.close(timeoutMs) : s.flush(timeoutMs)).catch((err: unknown) => this.fault(err))),
     );
@@ -207,6 +240,11 @@ export class AuditLog {
       // ignore
     }
   }
+}
+
+function writeAll(s: EventSink, lines: readonly string[]): void {
+  if (s.writeMany !== undefined) s.writeMany(lines);
+  else for (const line of lines) s.write(line);
 }
 
 /** The checkpoint event in JCS form (keys in code-unit order). */

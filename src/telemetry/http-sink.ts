@@ -16,7 +16,7 @@
 import { gzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import { backoffStep, equalJitter, realTimers, type Timers } from '../lib/timers.js';
-import type { EventSink } from './events.js';
+import type { Delivery, EventSink } from './sink.js';
 
 const gzipAsync = promisify(gzip);
 
@@ -56,13 +56,6 @@ export interface HttpSinkOptions {
 }
 
 export type DropCause = 'overflow' | 'rejected' | 'shutdown';
-
-/**
- * What became of one tracked event (audit before allow): delivered in a batch the collector
- * answered 2xx, in a batch it rejected (4xx), or dropped before that (buffer overflow,
- * shutdown).
- */
-export type Delivery = 'confirmed' | 'rejected' | 'dropped';
 
 interface Waiter {
   /** Position of the tracked line: its index among every line the sink ever queued. */

@@ -2,10 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { allow, deny } from '../../../src/core/decision.js';
 import type { HopRequest, Outcome } from '../../../src/core/types.js';
 import { auditSyncRoute, SyncAuditor } from '../../../src/runtime/audit-sync.js';
-import type { Delivery } from '../../../src/telemetry/http-sink.js';
+import type { AuditedOutcome, Delivery, EmittedEvent, SyncEmitter } from '../../../src/telemetry/events.js';
 import type { AuditSyncResult } from '../../../src/telemetry/metrics.js';
-import type { AuditedOutcome, EmittedEvent, SyncEmitter } from '../../../src/telemetry/sync-audit.js';
-import { request } from '../core/fixtures.js';
+import { request } from '../../helpers/core.js';
+import { missingRows, SPEC_STATUS } from '../../helpers/reasons.js';
 
 /** Timers the test fires. */
 function manualTimers() {
@@ -136,6 +136,13 @@ describe('SyncAuditor.gate', () => {
     const dryAllow: Outcome = { ...GRANTED, enforced: false };
     const { auditor: a2 } = setup(() => ({ seq: 1, delivery: Promise.resolve<Delivery>('confirmed') }));
     expect(await a2.gate(SYNC, dryAllow, 0n)).toEqual({ ...dryAllow, eventEmitted: true });
+  });
+
+  it('decides every reason of its stage, with SPEC §3\'s status', async () => {
+    const { auditor } = setup(() => ({ seq: 1, delivery: undefined }));
+    const o = await auditor.gate(SYNC, GRANTED, 0n);
+    expect(missingRows('audit', [o.decision.reason])).toEqual([]);
+    expect(o.decision.status).toBe(SPEC_STATUS.audit_unavailable);
   });
 
   it('an event that could not be built is never an allow', async () => {
