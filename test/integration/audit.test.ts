@@ -17,6 +17,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { decodeProtectedHeader } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { startServer, type RunningServer } from '../../src/runtime/serve.js';
@@ -432,3 +433,85 @@ async function harnessWith(collector: Collector, o: HarnessOptions): Promise<Har
   open.push(h);
   return h;
 }
+
+describe('the checkpoint key (audit.signing_key_file) in a running server', () => {
+  it('a new key signs the next checkpoint; an invalid one is rejected, counted, and the old key keeps signing', async () => {
+    const kdir = await mkdtemp(path.join(dir, 'keys-'));
+    const file = path.join(kdir, 'checkpoint.jwk');
+    const a = await generateSigningKey('ES256', 'key-a');
+    const b = await generateSigningKey('EdDSA', 'key-b');
+    await writeFile(file, JSON.stringify(a.privateJwk));
+    const capture = new CaptureSink();
+    const reloads: string[] = [];
+    const parsed = parseConfig(
+      configYaml({}).replace(`signing_key_file: ${keyFile}`, `signing_key_file: ${file}`).replace('checkpoint_interval: 1h', 'checkpoint_interval: 100ms'),
+      { env: {} },
+    );
+    if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
+    const running = await startServer(parsed.config, {
+      clock: { now: () => NOW_MS },
+      sinks: [capture],
+      logger: new Logger('debug', { write: (l) => void reloads.push(l) }),
+    });
+    const client = officialClient(`127.0.0.1:${running.grpcPort}`);
+    const kids = (): string[] =>
+      capture.events().filter((e) => e['event'] === 'hopguard.checkpoint').map((e) => decodeProtectedHeader(e['jws'] as string).kid as string);
+    try {
+      await check({ client }, 'k-1');
+      await until(() => kids().length >= 1, 'a checkpoint signed with key-a');
+      expect(kids()).toEqual(['key-a']);
+
+      await writeFile(file, JSON.stringify(b.privateJwk));
+      await until(() => reloads.some((l) => l.includes('checkpoint signing key reloaded')), 'the reload of key-b');
+      await check({ client }, 'k-2');
+      await until(() => kids().includes('key-b'), 'a checkpoint signed with key-b');
+
+      await writeFile(file, JSON.stringify(b.publicJwk)); // public only: rejected
+      await until(() => reloads.some((l) => l.includes('new checkpoint signing key rejected')), 'the rejection');
+      const text = await (await fetch(`http://127.0.0.1:${running.adminPort}/metrics`)).text();
+      expect(value(text, 'hopguard_audit_signing_key_reloads_total{result="applied"}')).toBe(1);
+      expect(value(text, 'hopguard_audit_signing_key_reloads_total{result="rejected"}')).toBe(1);
+      expect(reloads.find((l) => l.includes('rejected'))).toContain('audit.signing_key_file');
+      const before = kids().length;
+      await check({ client }, 'k-3');
+      await until(() => kids().length > before, 'the next checkpoint');
+      expect(kids().at(-1)).toBe('key-b');
+    } finally {
+      client.close();
+      await running.stop(1000);
+    }
+    // The final checkpoint too, and every checkpoint verifies against the two public keys.
+    const last = capture.events().at(-1);
+    expect(last).toMatchObject({ event: 'hopguard.checkpoint', final: true });
+    const capFile = path.join(kdir, 'capture.ndjson');
+    const both = path.join(kdir, 'jwks.json');
+    await writeFile(capFile, capture.lines.join(''));
+    await writeFile(both, JSON.stringify({ keys: [a.publicJwk, b.publicJwk] }));
+    const { code, report } = await verify('--strict', '--jwks', both, capFile);
+    expect(report.chains[0]).toMatchObject({ gaps: [], broken_links: [], bad_signatures: [], closed: true });
+    expect(code).toBe(0);
+  });
+
+  it.each([
+    ['missing', async (f: string) => void f, /audit\.signing_key_file: cannot read .*: ENOENT/],
+    ['public only', async (f: string) => writeFile(f, JSON.stringify((await generateSigningKey('ES256')).publicJwk)), /audit\.signing_key_file: .* is a public key/],
+    ['not a JWK', async (f: string) => writeFile(f, 'not json'), /audit\.signing_key_file: .* is not a JSON private JWK/],
+  ])('hopguard serve refuses to start with a %s key, naming audit.signing_key_file (exit 2); validate too (exit 1)', async (_what, make, message) => {
+    const kdir = await mkdtemp(path.join(dir, 'badkey-'));
+    const file = path.join(kdir, 'checkpoint.jwk');
+    await make(file);
+    const cfg = path.join(kdir, 'config.yaml');
+    await writeFile(cfg, configYaml({ sinkNames: '[stdout]' }).replace(`signing_key_file: ${keyFile}`, `signing_key_file: ${file}`));
+    const proc = spawnServe(cfg);
+    expect(await proc.exited).toBe(2);
+    expect(proc.stderr).toMatch(message);
+    expect(proc.stdout).toBe(''); // nothing emitted: not even a chain start
+    const validate = await new Promise<{ code: number; stderr: string }>((resolve) =>
+      execFile(process.execPath, [MAIN, 'validate', '--config', cfg], { cwd: ROOT }, (err, _o, stderr) =>
+        resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stderr }),
+      ),
+    );
+    expect(validate.code).toBe(1);
+    expect(validate.stderr).toMatch(message);
+  });
+});
