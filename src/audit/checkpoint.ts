@@ -11,8 +11,8 @@
  * verify`) goes through jose, an independent implementation of the same JWS.
  */
 import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
 import { calculateJwkThumbprint, compactVerify } from 'jose';
+import { BoundedReadError, fileReader } from '../lib/bounded-read.js';
 import { encodeBase64url } from '../token/base64url.js';
 import { isParseFailure, parseCompact } from '../token/jws.js';
 import type { JwkSet } from '../token/jwks.js';
@@ -159,18 +159,26 @@ export async function signerFromText(text: string, file: string): Promise<Checkp
   return signerFromJwk(parsed.value, file);
 }
 
-/** The file's text, within the size limit (follows symlinks, as Kubernetes Secret volumes need). */
+/** A key file read may take this long (a hung mount must not hold start-up or the watcher). */
+export const KEY_FILE_READ_TIMEOUT_MS = 5_000;
+
+/**
+ * The file's text, through symlinks (Kubernetes Secret volumes), by the process's bounded
+ * reader (src/lib/bounded-read.ts): a regular file only, at most MAX_KEY_FILE_BYTES, within
+ * KEY_FILE_READ_TIMEOUT_MS.
+ */
 export async function readKeyFile(file: string): Promise<string> {
+  let bytes: Uint8Array;
   try {
-    const st = await stat(file);
-    if (!st.isFile()) throw new SigningKeyError('read_failed', `${file} is not a regular file`);
-    if (st.size > MAX_KEY_FILE_BYTES) throw new SigningKeyError('too_large', `${file} is larger than ${MAX_KEY_FILE_BYTES} bytes`);
-    return await readFile(file, 'utf8');
+    bytes = await fileReader.read(file, { maxBytes: MAX_KEY_FILE_BYTES, timeoutMs: KEY_FILE_READ_TIMEOUT_MS });
   } catch (err) {
-    if (err instanceof SigningKeyError) throw err;
-    const e = err as NodeJS.ErrnoException;
-    throw new SigningKeyError('read_failed', `cannot read ${file}: ${e.code ?? e.message}`);
+    if (err instanceof BoundedReadError && err.code === 'too_large') {
+      throw new SigningKeyError('too_large', `${file} is larger than ${MAX_KEY_FILE_BYTES} bytes`);
+    }
+    const detail = err instanceof BoundedReadError ? err.message : err instanceof Error ? err.message : String(err);
+    throw new SigningKeyError('read_failed', `cannot read ${file}: ${detail}`);
   }
+  return new TextDecoder().decode(bytes);
 }
 
 // ---------------------------------------------------------------------------------------
