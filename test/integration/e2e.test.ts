@@ -456,7 +456,7 @@ describe('modes', () => {
       expect(meta(res, 'reason')).toBe('replay_unavailable');
       // The same request on a route without single use: dry-run as usual (allowed, granted).
       expect((await c.check(envoyCheckRequest(spec))).status?.code ?? 0).toBe(0);
-      expect(dry.sink.events().map((e) => [e.reason, e.enforced])).toEqual([
+      expect(dry.sink.decisions().map((e) => [e.reason, e.enforced])).toEqual([
         ['replay_unavailable', true],
         ['granted', false],
       ]);
