@@ -361,7 +361,9 @@ if (want('replay')) {
   const replayYaml = (store) =>
     // timeout 1s, not the 50ms default: this measures what the store costs, and a bench
     // machine busy with the load generator must not turn a slow reply into a failed run.
-    `replay: { enabled: true, store: ${store}${store === 'redis' ? `, redis: { url: "redis://127.0.0.1:${redisServer.port}/0", timeout: 1s }` : ''} }\n`;
+    // max_entries: every round spends N_UNIQUE fresh tokens that stay live for their
+    // lifetime, so the default 100k would fill up (fail closed: internal_error) by round 5.
+    `replay: { enabled: true, max_entries: 1000000, store: ${store}${store === 'redis' ? `, redis: { url: "redis://127.0.0.1:${redisServer.port}/0", timeout: 1s }` : ''} }\n`;
   const mem = await startHopguard(10000, {}, replayYaml('memory'), 'replay-memory');
   const red = await startHopguard(10000, {}, replayYaml('redis'), 'replay-redis');
   // A fresh token per probe: with replay on, a probe token is spent by its first Check.

@@ -2,6 +2,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { processIo, UsageError, type Io } from './cli/flags.js';
+import { auditCommand, AUDIT_USAGE } from './cli/audit.js';
 import { callCommand, CALL_USAGE } from './cli/call.js';
 import { checkCommand, CHECK_USAGE } from './cli/check.js';
 import { devCommand, DEV_USAGE } from './cli/dev.js';
@@ -22,6 +23,7 @@ const COMMANDS: Record<string, { run: (argv: string[], io: Io) => Promise<number
   keygen: { run: keygenCommand, usage: KEYGEN_USAGE, about: 'create a signing key and its JWKS' },
   call: { run: callCommand, usage: CALL_USAGE, about: 'send one CheckRequest to a running server' },
   exchange: { run: exchangeCommand, usage: EXCHANGE_USAGE, about: 'exchange a token at a running hopguard sts' },
+  audit: { run: auditCommand, usage: AUDIT_USAGE, about: 'verify audit event files: hash chains and signed checkpoints' },
 };
 
 function help(): string {

@@ -121,7 +121,7 @@ export async function devCommand(argv: string[], io: Io): Promise<number> {
   ].join('\n');
   const stsParsed = parseStsConfig(stsYaml, { env: {}, source: 'dev' });
   if (!stsParsed.ok) throw new Error(formatIssues(stsParsed.errors, 'dev sts'));
-  const sts = await startSts(stsParsed.config);
+  const sts = await startSts(stsParsed.config, { chainStartsAtFirstEvent: true });
 
   // ---- the two sidecars, keys by discovery from the STS over the mesh PKI -------------
   const sidecar = async (workload: string, grpcPort: number, adminPort: number): Promise<RunningServer> => {
@@ -140,7 +140,8 @@ export async function devCommand(argv: string[], io: Io): Promise<number> {
     ].join('\n');
     const parsed = parseConfig(yaml, { env: {}, source: 'dev' });
     if (!parsed.ok) throw new Error(formatIssues(parsed.errors, 'dev'));
-    return startServer(parsed.config);
+    // The banner comes first on stdout; each sidecar's audit chain starts with its first event.
+    return startServer(parsed.config, { chainStartsAtFirstEvent: true });
   };
   const orders = await sidecar(ORDERS, port, ephemeral ? 0 : ADMIN_PORTS.orders);
   const ledger = await sidecar(LEDGER, ephemeral ? 0 : port + 1, ephemeral ? 0 : ADMIN_PORTS.ledger);

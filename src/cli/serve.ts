@@ -1,4 +1,4 @@
-import { formatIssues } from '../config/issues.js';
+import { ConfigIssuesError, formatIssues } from '../config/issues.js';
 import { loadConfigFile } from '../config/load.js';
 import { serveUntilStopped } from '../runtime/serve.js';
 import { exitAfterStop } from '../runtime/signals.js';
@@ -18,7 +18,14 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   // The file is watched and SIGHUP re-reads it: a valid new version applies atomically,
   // an invalid one is rejected and the running config keeps serving (SPEC §4).
   const logger = new Logger(loaded.config.log.level);
-  await serveUntilStopped(loaded.config, { logger, configFile: file, reloadOnSighup: true });
+  try {
+    await serveUntilStopped(loaded.config, { logger, configFile: file, reloadOnSighup: true });
+  } catch (err) {
+    // Found while starting (a checkpoint key that does not load): a config error, by key.
+    if (!(err instanceof ConfigIssuesError)) throw err;
+    io.err(formatIssues(err.issues, file) + '\n');
+    return 2;
+  }
   exitAfterStop(logger);
   return 0;
 }

@@ -1,4 +1,4 @@
-import { formatIssues } from '../config/issues.js';
+import { ConfigIssuesError, formatIssues } from '../config/issues.js';
 import { loadStsConfigFile } from '../config/load.js';
 import { exitAfterStop } from '../runtime/signals.js';
 import { stsUntilStopped } from '../runtime/sts.js';
@@ -17,7 +17,14 @@ export async function stsCommand(argv: string[], io: Io): Promise<number> {
     return 2;
   }
   const logger = new Logger(loaded.config.log.level);
-  await stsUntilStopped(loaded.config, { logger });
+  try {
+    await stsUntilStopped(loaded.config, { logger });
+  } catch (err) {
+    // Found while starting (a checkpoint key that does not load): a config error, by key.
+    if (!(err instanceof ConfigIssuesError)) throw err;
+    io.err(formatIssues(err.issues, file) + '\n');
+    return 2;
+  }
   exitAfterStop(logger);
   return 0;
 }

@@ -1,3 +1,4 @@
+import { loadSigningKey } from '../audit/checkpoint.js';
 import { formatIssues } from '../config/issues.js';
 import { loadConfigFile, loadStsConfigFile } from '../config/load.js';
 import { checkJwksFiles } from '../runtime/keys.js';
@@ -11,7 +12,8 @@ export const VALIDATE_USAGE = 'hopguard validate --config FILE [--sts]   (--sts:
  * Validates a config the way `serve` would load it, plus what can be checked offline:
  * each `jwks_file` must be read by the rules `serve` reads it by (size limit, strict JSON,
  * key checks), and none of its keys may be refused by the key checks (a degenerate or
- * malformed public key, which serve would leave out). Remote JWKS are not fetched.
+ * malformed public key, which serve would leave out); `audit.signing_key_file` must be a
+ * usable checkpoint key. Remote JWKS are not fetched.
  */
 export async function validateCommand(argv: string[], io: Io): Promise<number> {
   const { values } = parse(argv, { config: { type: 'string', short: 'c' }, sts: { type: 'boolean', default: false } });
@@ -23,6 +25,13 @@ export async function validateCommand(argv: string[], io: Io): Promise<number> {
     return 1;
   }
   const problems = await checkJwksFiles(loaded.config.issuers, 'issuers');
+  const keyFile = loaded.config.audit.signing_key_file;
+  if (keyFile !== undefined) {
+    // As serve loads it: a private ES256/EdDSA JWK whose private part matches its public part.
+    await loadSigningKey(keyFile).catch((err: unknown) =>
+      problems.push({ key: 'audit.signing_key_file', message: err instanceof Error ? err.message : String(err) }),
+    );
+  }
   if (problems.length > 0) {
     io.err(formatIssues(problems, file) + '\n');
     return 1;

@@ -87,6 +87,11 @@ export const DEFAULTS = Object.freeze({
       timeout: 50,
     }),
   }),
+  /** SPEC §8. No signing key by default: the chain is kept, checkpoints need a key. */
+  audit: Object.freeze({
+    checkpoint_interval: 10 * SECOND,
+    sync_timeout: 1 * SECOND,
+  }),
   /**
    * Bounds on one CheckRequest, enforced before any decision work (docs/SECURITY.md). Envoy's
    * own defaults (60 KiB of request headers, at most 100 of them) stay far below these, so
@@ -166,6 +171,13 @@ export const LIMITS = Object.freeze({
   replay_key_prefix_max_chars: 256,
   /** A `replay.redis` PEM file (CA bundle, client certificate or key), read like the config. */
   replay_tls_file_max_bytes: 1024 * 1024,
+  /** Checkpoints more often than this only bloat the log. */
+  audit_checkpoint_min_ms: 100,
+  /**
+   * An audit-before-allow Check holds Envoy's request this long at most; the route's ext_authz
+   * timeout must be longer still.
+   */
+  audit_sync_timeout_max_ms: 30 * SECOND,
   /** A CheckRequest with Envoy's minimal attributes is ~1 KiB; bodies need more (with_request_body). */
   request_min_bytes: 4 * 1024,
   request_max_bytes: 64 * 1024 * 1024,

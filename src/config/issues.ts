@@ -34,6 +34,17 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
+/**
+ * A config that validated but cannot be used as it stands (a key file that does not load…),
+ * found while starting: reported like a validation error, naming the key.
+ */
+export class ConfigIssuesError extends Error {
+  override readonly name = 'ConfigIssuesError';
+  constructor(readonly issues: readonly ConfigIssue[]) {
+    super(issues.map((i) => `${i.key}: ${i.message}`).join('; '));
+  }
+}
+
 /** One line per issue: `config.yaml: issuers[0].clock_skew: expected a duration ...`. */
 export function formatIssues(issues: readonly ConfigIssue[], source: string): string {
   return issues.map((i) => `${source}: ${i.key}: ${i.message}`).join('\n');

@@ -29,6 +29,8 @@ export function restartRequiredChanges(old: HopguardConfig, next: HopguardConfig
   if (canonicalJson(old.events) !== canonicalJson(next.events)) out.push('events');
   // Request limits are gRPC server options, fixed when the server is built.
   if (canonicalJson(old.limits) !== canonicalJson(next.limits)) out.push('limits');
+  // The checkpoint key file is watched for new versions; which file it is, is fixed at start.
+  if (old.audit.signing_key_file !== next.audit.signing_key_file) out.push('audit.signing_key_file');
   if (old.replay.max_entries !== next.replay.max_entries) {
     // The replay memory is kept across reloads (a fresh one would accept replays of tokens
     // already seen); its size is fixed at creation.

@@ -339,6 +339,19 @@ const replayShape = {
   redis: replayRedisSchema.prefault({}),
 };
 
+/** The audit chain's own keys (SPEC §8), shared by serve and sts. */
+export const auditChainShape = {
+  signing_key_file: nonEmpty.optional(),
+  checkpoint_interval: duration(LIMITS.audit_checkpoint_min_ms).default(D.audit.checkpoint_interval),
+};
+
+const auditShape = {
+  ...auditChainShape,
+  sync_timeout: duration(1)
+    .refine((ms) => ms <= LIMITS.audit_sync_timeout_max_ms, { message: `must be at most ${LIMITS.audit_sync_timeout_max_ms / 1000}s` })
+    .default(D.audit.sync_timeout),
+};
+
 const limitsShape = {
   max_request_bytes: int(LIMITS.request_min_bytes, LIMITS.request_max_bytes).default(D.limits.max_request_bytes),
   max_headers: int(1, LIMITS.max_headers).default(D.limits.max_headers),
@@ -372,6 +385,7 @@ const rootShape = {
       if (r.store === 'redis' && r.redis.url === undefined) addIssue(ctx, 'required when replay.store is redis', ['redis', 'url']);
     })
     .prefault({}),
+  audit: z.strictObject(auditShape).prefault({}),
   limits: z.strictObject(limitsShape).prefault({}),
   log: z.strictObject(logShape).prefault({}),
   shutdown: z.strictObject(shutdownShape).prefault({}),
@@ -412,6 +426,7 @@ const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = Object.freeze({
   'events.http': Object.keys(eventsHttpShape),
   replay: Object.keys(replayShape),
   'replay.redis': Object.keys(replayRedisShape),
+  audit: Object.keys(auditShape),
   limits: Object.keys(limitsShape),
   log: Object.keys(logShape),
   shutdown: Object.keys(shutdownShape),
@@ -422,7 +437,7 @@ export type ValidateResult =
   | { readonly ok: false; readonly errors: ConfigIssue[] };
 
 export interface ValidateOptions {
-  /** Directory that relative `jwks_file` paths are resolved against. */
+  /** Directory that relative `jwks_file` and `audit.signing_key_file` paths are resolved against. */
   readonly baseDir?: string;
 }
 
@@ -439,6 +454,7 @@ export function validateConfig(data: unknown, opts: ValidateOptions = {}): Valid
       ...config,
       issuers: config.issuers.map((i) => resolveIssuerFiles(i, baseDir)),
       replay: { ...config.replay, redis: { ...redis, ca_file: abs(redis.ca_file), cert_file: abs(redis.cert_file), key_file: abs(redis.key_file) } },
+      audit: { ...config.audit, signing_key_file: abs(config.audit.signing_key_file) },
     };
   }
   return { ok: true, config: deepFreeze(config) };

@@ -17,6 +17,7 @@ import {
   addIssue,
   address,
   algorithm,
+  auditChainShape,
   checkIssuerKeys,
   deepFreeze,
   delegationShape,
@@ -181,6 +182,7 @@ const rootShape = {
     .superRefine(unique('issuer', (i: { issuer: string }) => i.issuer, ['issuer']))
     .default(() => []),
   events: eventsSchema.prefault({}),
+  audit: z.strictObject(auditChainShape).prefault({}),
   log: z.strictObject(logShape).prefault({}),
   shutdown: z.strictObject(shutdownShape).prefault({}),
 };
@@ -253,6 +255,7 @@ export const STS_KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = Objec
   'subject_issuers[].grants[].grant': Object.keys(grantShape),
   events: Object.keys(eventsShape),
   'events.http': Object.keys(eventsHttpShape),
+  audit: Object.keys(auditChainShape),
   log: Object.keys(logShape),
   shutdown: Object.keys(shutdownShape),
 });
@@ -276,6 +279,7 @@ export function validateStsConfig(data: unknown, opts: ValidateOptions = {}): St
           ? undefined
           : { cert_file: abs(config.tls.cert_file), key_file: abs(config.tls.key_file), client_ca_file: abs(config.tls.client_ca_file) },
       signing: { ...config.signing, keys_dir: abs(config.signing.keys_dir) },
+      audit: { ...config.audit, signing_key_file: config.audit.signing_key_file === undefined ? undefined : abs(config.audit.signing_key_file) },
       subject_issuers: config.subject_issuers.map((i) => resolveIssuerFiles(i, base)),
     };
   }

@@ -128,6 +128,23 @@ export interface ShutdownConfig {
   readonly grace: number;
 }
 
+/** The audit chain (SPEC §8), in serve and sts alike. Durations in milliseconds. */
+export interface AuditChainConfig {
+  /**
+   * Private JWK (ES256 or EdDSA) that signs checkpoints; absolute when the config was loaded
+   * from a file. Absent: no checkpoints.
+   */
+  readonly signing_key_file?: string | undefined;
+  /** A checkpoint this often, when events were emitted since the last one. */
+  readonly checkpoint_interval: number;
+}
+
+/** serve's audit trail: the chain, and audit before allow (SPEC §8). */
+export interface AuditConfig extends AuditChainConfig {
+  /** How long an `audit: sync` route waits for the http sink's confirmation. */
+  readonly sync_timeout: number;
+}
+
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export interface LogConfig {
@@ -145,6 +162,7 @@ export interface HopguardConfig {
   readonly exempt: readonly ExemptConfig[];
   readonly events: EventsConfig;
   readonly replay: ReplayConfig;
+  readonly audit: AuditConfig;
   readonly limits: LimitsConfig;
   readonly log: LogConfig;
   readonly shutdown: ShutdownConfig;
@@ -227,6 +245,8 @@ export interface StsConfig {
   readonly delegation: StsDelegationConfig;
   readonly subject_issuers: readonly SubjectIssuerConfig[];
   readonly events: EventsConfig;
+  /** The exchange events' hash chain and its checkpoints (no audit before allow here). */
+  readonly audit: AuditChainConfig;
   readonly log: LogConfig;
   readonly shutdown: ShutdownConfig;
 }

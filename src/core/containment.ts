@@ -70,8 +70,11 @@ function subset(a: readonly string[], b: readonly string[]): boolean {
 
 /**
  * `r ⊆ a` (SPEC §7): same type, locations ⊆, actions ⊆, and every path pattern of r
- * contained in one of a's. Then every hop r covers (workload, method or route action,
- * path), a covers: route-action hops do not consult paths, and actions are a subset.
+ * contained in ONE of a's, as SPEC words it: stricter than the union of a's patterns (a
+ * request for every path is refused against "/" plus "/<star>/**", which together match
+ * every path; test/unit/core/containment.test.ts). Then every hop r covers (workload,
+ * method or route action, path), a covers: route-action hops do not consult paths, and
+ * actions are a subset.
  */
 export function grantContained(r: Grant, a: Grant, patterns?: Memo<string, PathPattern | null>): boolean {
   if (r.type !== a.type) return false;

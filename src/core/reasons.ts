@@ -31,6 +31,7 @@ export const DENY_REASONS = Object.freeze([
   'grant_mismatch',
   'replayed',
   'replay_unavailable',
+  'audit_unavailable',
   'internal_error',
 ] as const);
 
@@ -72,6 +73,7 @@ export const DENY_STATUS: Readonly<Record<DenyReason, 401 | 403 | 503>> = Object
   grant_mismatch: 403,
   replayed: 403,
   replay_unavailable: 503,
+  audit_unavailable: 503,
   internal_error: 503,
 });
 
@@ -105,6 +107,7 @@ export const DENY_MESSAGE: Readonly<Record<DenyReason, string>> = Object.freeze(
   grant_mismatch: 'no grant covers this request',
   replayed: 'delegation token already used',
   replay_unavailable: 'replay protection unavailable',
+  audit_unavailable: 'the audit record of this request could not be confirmed',
   internal_error: 'authorization failed',
 });
 

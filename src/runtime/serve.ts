@@ -13,13 +13,15 @@ import type { DecisionPipeline, EventSink } from '../telemetry/events.js';
 import { Logger, tracing } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { Readiness } from '../telemetry/readiness.js';
-import { createTelemetry, keyRefreshObserver } from '../telemetry/setup.js';
+import { createMetrics, createTelemetry, keyRefreshObserver } from '../telemetry/setup.js';
 import type { RefreshResult } from '../token/key-source-results.js';
 import type { KeySource } from '../token/types.js';
 import { systemClock, type Clock } from './clock.js';
 import { buildEngine, type Engine } from './engine.js';
 import { EngineHost, type ReloadOutcome } from './engine-host.js';
 import { keySourceFor } from './keys.js';
+import { openSigningKey } from './audit.js';
+import { auditSyncRoute, SyncAuditor } from './audit-sync.js';
 import { ServerLifecycle } from './lifecycle.js';
 import { RateLimiter } from '../lib/rate-limit.js';
 import { openReplayStore } from './replay.js';
@@ -88,6 +90,8 @@ export interface ServeOptions {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Timers for key refresh and file watching (tests fire them explicitly). */
   readonly timers?: Timers;
+  /** The audit chain's start event with the first event, not at start-up (`hopguard dev`). */
+  readonly chainStartsAtFirstEvent?: boolean;
   /** Every key load attempt of a configured issuer, after metrics saw it (tests, embedders). */
   readonly onJwksRefresh?: (issuer: string, r: RefreshResult) => void;
 }
@@ -104,12 +108,20 @@ export async function startServer(config: HopguardConfig, opts: ServeOptions = {
   // `host` (the live engine, replaced by config reloads) is assigned right below;
   // telemetry and readiness only read it once it exists.
   let host: EngineHost | undefined;
-  const { metrics, pipeline: events } = createTelemetry({
+  const metrics = opts.metrics ?? createMetrics(config);
+  // The checkpoint key first: a key that cannot be used stops start-up before anything
+  // is emitted or listens (ConfigIssuesError, naming audit.signing_key_file).
+  const signingKey = await openSigningKey(config, { logger, metrics, timers: opts.timers });
+  const { pipeline: events } = createTelemetry({
     config,
     logger,
-    metrics: opts.metrics,
+    metrics,
     sinks: opts.sinks,
     current: () => host?.config ?? config,
+    signer: signingKey === undefined ? undefined : () => signingKey.current(),
+    now: clock.now,
+    timers: opts.timers,
+    chainStartsAtFirstEvent: opts.chainStartsAtFirstEvent,
   });
   const health = new HealthState();
   health.setServing(false);
@@ -140,6 +152,22 @@ export async function startServer(config: HopguardConfig, opts: ServeOptions = {
     onStopped: () => logger.info('stopped', { events: events.stats(), events_dropped: events.dropped() }),
   });
   lifecycle.add('readiness', 'engines', () => readiness.close());
+  if (signingKey !== undefined) lifecycle.add('checkpoint key watcher', 'intake', () => signingKey.close());
+
+  // Audit before allow (SPEC §8): routes with context_extensions.audit wait for the
+  // collector's confirmation of their event; every other route skips this with one lookup.
+  const auditor = new SyncAuditor({
+    emitter: events,
+    timeoutMs: () => live.config.audit.sync_timeout,
+    onResult: (result, seconds) => metrics.auditSync(result, seconds),
+    now: clock.now,
+  });
+  const authorize = (req: HopRequest): Outcome | Promise<Outcome> => {
+    if (!auditSyncRoute(req)) return live.authorize(req);
+    const started = process.hrtime.bigint();
+    const o = live.authorize(req);
+    return o instanceof Promise ? o.then((x) => auditor.gate(req, x, started)) : auditor.gate(req, o, started);
+  };
 
   // One replay store for the server's life: every engine a reload builds shares it. Closed
   // after the listeners, so no Check still waits on it.
@@ -192,8 +220,9 @@ export async function startServer(config: HopguardConfig, opts: ServeOptions = {
     () =>
       startGrpcServer({
         address: config.listen.grpc,
-        // Read per Check: a config reload swaps the engine between two Checks, never during one.
-        authorize: (req) => live.authorize(req),
+        // Reads the live engine per Check: a config reload swaps it between two Checks, never
+        // during one.
+        authorize,
         tokenHeaders: () => live.engine.authorizer.policy.tokenHeaders,
         upstreamHeaders: () => live.config.upstream_headers,
         onDecision,
@@ -213,6 +242,8 @@ export async function startServer(config: HopguardConfig, opts: ServeOptions = {
     // In-flight Checks finish within the grace; whatever is left is answered internal_error.
     (s, b) => s.shutdown(b.remainingMs()),
   );
+  // Once no Check is left: the last events, then the final checkpoint closes the chain.
+  lifecycle.add('audit chain', 'chain', () => events.finish());
   // Events get what is left of the grace, and a floor so a slow last Check cannot leave
   // the flush no time at all.
   lifecycle.add('decision events', 'events', (b) => events.close(Math.max(MIN_FLUSH_MS, b.remainingMs())));

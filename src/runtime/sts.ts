@@ -4,6 +4,7 @@
  * from a validated config and handed to one ServerLifecycle, which owns their stop (drain,
  * grace, shutdown) as it does serve's.
  */
+import { loadSigningKey } from '../audit/checkpoint.js';
 import { fileReader } from '../lib/bounded-read.js';
 import path from 'node:path';
 
@@ -12,8 +13,9 @@ import type { StsConfig } from '../config/types.js';
 import { PathWatcher } from '../lib/path-watcher.js';
 import type { Timers } from '../lib/timers.js';
 import { HealthState } from '../envoy/health.js';
+import { AuditLog } from '../telemetry/audit-log.js';
 import { buildExchangeEvent, ExchangeEvents, StsMetrics } from '../telemetry/exchange.js';
-import type { EventSink } from '../telemetry/events.js';
+import type { EventSink } from '../telemetry/sink.js';
 import { Logger } from '../telemetry/log.js';
 import { Readiness } from '../telemetry/readiness.js';
 import { keyRefreshObserver, sinksFromConfig } from '../telemetry/setup.js';
@@ -26,6 +28,7 @@ import { systemClock, type Clock } from './clock.js';
 import { Exchanger } from './exchanger.js';
 import { checkJwksFiles, keySourceFor } from './keys.js';
 import { ServerLifecycle } from './lifecycle.js';
+import { openSigningKey } from './audit.js';
 import { runUntilSignal } from './signals.js';
 import { openAdmin } from './admin.js';
 
@@ -42,6 +45,8 @@ export interface StsOptions {
   readonly pollMs?: number;
   /** Random ids for jti/txn (tests). */
   readonly newId?: () => string;
+  /** The audit chain's start event with the first event, not at start-up (`hopguard dev`). */
+  readonly chainStartsAtFirstEvent?: boolean;
 }
 
 export interface RunningSts {
@@ -119,12 +124,28 @@ export async function startSts(config: StsConfig, opts: StsOptions = {}): Promis
     },
   });
   const m = metrics;
+  // The checkpoint key before anything is emitted or listens: one that cannot be used stops
+  // start-up naming audit.signing_key_file (ConfigIssuesError), as in serve.
+  const auditKey = await openSigningKey(config, { logger, metrics: m, timers: opts.timers });
   const sinks = opts.sinks ?? sinksFromConfig(config, m, logger);
   let eventFaults = 0;
-  const events = new ExchangeEvents(sinks, (err) => {
-    eventFaults++;
-    if (eventFaults === 1 || eventFaults % 1000 === 0) logger.error('exchange event fault', { err, faults: eventFaults });
+  // Exchange events are links of the process's audit chain (SPEC §8), as serve's decisions.
+  const log = new AuditLog({
+    sinks,
+    workload: config.issuer,
+    version: VERSION,
+    now: clock.now,
+    ...(auditKey !== undefined ? { signer: () => auditKey.current() } : {}),
+    checkpointIntervalMs: config.audit.checkpoint_interval,
+    ...(opts.timers !== undefined ? { timers: opts.timers } : {}),
+    onCheckpoint: () => m.auditCheckpoint(),
+    onError: (err) => {
+      eventFaults++;
+      if (eventFaults === 1 || eventFaults % 1000 === 0) logger.error('exchange event fault', { err, faults: eventFaults });
+    },
   });
+  if (opts.chainStartsAtFirstEvent !== true) log.start();
+  const events = new ExchangeEvents(log);
 
   // ---- the token stage: our own keys (hop) and each subject issuer's (edge) -----------
   const subjectSources = config.subject_issuers.map((i) => {
@@ -158,6 +179,7 @@ export async function startSts(config: StsConfig, opts: StsOptions = {}): Promis
     onCloseError: (part, err) => logger.error('shutdown fault', { part, err }),
     onStopped: () => logger.info('stopped', { events_dropped: events.dropped() }),
   });
+  if (auditKey !== undefined) lifecycle.add('checkpoint key watcher', 'intake', () => auditKey.close());
   lifecycle.add('signing keys', 'engines', () => keys.close());
   lifecycle.add('subject issuer keys', 'engines', () => {
     for (const { source } of subjectSources) source.close();
@@ -205,6 +227,8 @@ export async function startSts(config: StsConfig, opts: StsOptions = {}): Promis
     // Requests in flight finish within the grace; then every connection is closed.
     (s, b) => s.close(b.remainingMs()),
   );
+  // Once no request is left: the last events, then the final checkpoint closes the chain.
+  lifecycle.add('audit chain', 'chain', () => events.finish());
   // Events get what is left of the grace, and a floor so a slow last request cannot leave
   // the flush no time at all.
   lifecycle.add('exchange events', 'events', (b) => events.close(Math.max(MIN_FLUSH_MS, b.remainingMs())));
@@ -291,7 +315,8 @@ export async function stsUntilStopped(config: StsConfig, opts: StsOptions & { re
 
 /**
  * What `hopguard validate --sts` checks offline: the signing keys load as at start-up (a key
- * may sign), the TLS files can be read, each subject issuer's jwks_file is an acceptable JWKS.
+ * may sign), the TLS files can be read, each subject issuer's jwks_file is an acceptable JWKS,
+ * and audit.signing_key_file is a usable checkpoint key.
  */
 export async function checkStsFiles(
   c: StsConfig,
@@ -320,5 +345,10 @@ export async function checkStsFiles(
     }
   }
   problems.push(...(await checkJwksFiles(c.subject_issuers, 'subject_issuers')));
+  const auditKeyFile = c.audit.signing_key_file;
+  if (auditKeyFile !== undefined) {
+    // As start-up loads it: a private ES256/EdDSA JWK whose private part matches its public part.
+    await loadSigningKey(auditKeyFile).catch((err: unknown) => problems.push({ key: 'audit.signing_key_file', message: readProblem(err) }));
+  }
   return { problems, keys: keys.keys().length, signingKid: keys.active()?.kid };
 }

@@ -5,7 +5,7 @@
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { EXCHANGE_REASONS, isExchangeReason } from '../core/exchange-errors.js';
 import type { ExchangeFacts } from '../sts/answer.js';
-import type { EventSink } from './events.js';
+import type { AuditLog } from './audit-log.js';
 import { CommonMetrics, type MetricsOptions } from './metrics.js';
 
 export const EXCHANGE_KINDS = ['hop', 'edge', 'unknown'] as const;
@@ -155,28 +155,21 @@ export class StsMetrics extends CommonMetrics {
 export const EXCHANGE_REASON_LABELS: readonly string[] = Object.freeze([ISSUED_REASON, ...EXCHANGE_REASONS]);
 
 /**
- * Writes exchange events to the configured sinks (the same stdout/http sinks as decision
- * events), batched: `emit` only queues the line, and one setImmediate hands every line
- * queued meanwhile to each sink in one call (a stdout write per event costs a syscall and a
- * thread-pool round trip each, a visible share of an exchange's CPU).
+ * Writes exchange events through the process's audited event stream (SPEC §8: each one a
+ * link of the hash chain, checkpoints signed with `audit.signing_key_file`) to the
+ * configured sinks, batched: `emit` links and queues the line, and one setImmediate hands
+ * every line queued meanwhile to each sink in one call (a stdout write per event costs a
+ * syscall and a thread-pool round trip each, a visible share of an exchange's CPU).
  */
 export class ExchangeEvents {
-  private pending: string[] = [];
   private scheduled = false;
   private readonly drainBound = (): void => this.drain();
 
-  constructor(
-    private readonly sinks: readonly EventSink[],
-    private readonly onError: (err: unknown) => void = () => undefined,
-  ) {}
+  constructor(readonly log: AuditLog) {}
 
   emit(ev: ExchangeEvent): void {
-    try {
-      this.pending.push(JSON.stringify(ev) + '\n');
-    } catch (err) {
-      this.onError(err);
-      return;
-    }
+    // A fault (an event that cannot be canonicalized) is reported by the log, not thrown.
+    if (this.log.appendObject(ev as unknown as Readonly<Record<string, unknown>>) < 0) return;
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.drainBound);
@@ -186,27 +179,22 @@ export class ExchangeEvents {
   /** Hands every queued line to the sinks now. */
   drain(): void {
     this.scheduled = false;
-    const lines = this.pending;
-    if (lines.length === 0) return;
-    this.pending = [];
-    for (const s of this.sinks) {
-      try {
-        if (s.writeMany !== undefined) s.writeMany(lines);
-        else for (const line of lines) s.write(line);
-      } catch (err) {
-        this.onError(err);
-      }
-    }
+    this.log.write();
   }
 
-  async close(timeoutMs: number): Promise<void> {
-    this.drain();
-    await Promise.all(this.sinks.map((s) => (s.close ? s.close(timeoutMs) : s.flush(timeoutMs)).catch((err: unknown) => this.onError(err))));
+  /** Shutdown, first half: the last events, then the final checkpoint that closes the chain. */
+  finish(): void {
+    this.scheduled = false;
+    this.log.finish();
+  }
+
+  /** finish(), then the sinks' final flush within `timeoutMs`. */
+  close(timeoutMs: number): Promise<void> {
+    this.scheduled = false;
+    return this.log.close(timeoutMs);
   }
 
   dropped(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const s of this.sinks) out[s.name] = s.dropped();
-    return out;
+    return this.log.dropped();
   }
 }

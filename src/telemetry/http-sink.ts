@@ -16,7 +16,7 @@
 import { gzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import { backoffStep, equalJitter, realTimers, type Timers } from '../lib/timers.js';
-import type { EventSink } from './events.js';
+import type { Delivery, EventSink } from './sink.js';
 
 const gzipAsync = promisify(gzip);
 
@@ -57,7 +57,15 @@ export interface HttpSinkOptions {
 
 export type DropCause = 'overflow' | 'rejected' | 'shutdown';
 
+interface Waiter {
+  /** Position of the tracked line: its index among every line the sink ever queued. */
+  readonly pos: number;
+  readonly resolve: (d: Delivery) => void;
+}
+
 interface Batch {
+  /** Position of its first line. */
+  readonly start: number;
   readonly count: number;
   /** Compressed once, reused by every retry. */
   body: Promise<Uint8Array> | undefined;
@@ -80,6 +88,10 @@ export class HttpSink implements EventSink {
   /** FIFO of serialized events (each ends with '\n'); `head` avoids O(n) shifts. */
   private queue: string[] = [];
   private head = 0;
+  /** Position of queue[head] (lines are numbered in the order they were queued). */
+  private headPos = 0;
+  /** Tracked lines whose fate is not known yet (few: one per Check waiting on its audit). */
+  private waiters: Waiter[] = [];
   private inflight: Batch | undefined;
   private sending = false;
   /** The armed flush or retry timer (a handle of `timers`), if any. */
@@ -127,7 +139,9 @@ export class HttpSink implements EventSink {
         // Drop oldest: the freshest events are the ones an SRE is looking at.
         this.queue[this.head] = '';
         this.head++;
+        this.headPos++;
         this.compact();
+        this.settle(this.headPos - 1, 1, 'dropped');
         this.drop(1, 'overflow');
       } else {
         // Everything held is in the batch being sent (max_buffer == batch_size).
@@ -136,9 +150,23 @@ export class HttpSink implements EventSink {
       }
     }
     this.queue.push(line);
-    if (this.queued() >= this.o.batchSize) this.pump();
+    if (this.queued() >= this.o.batchSize || this.waiters.length > 0) this.pump();
     else if (this.timer === undefined && !this.sending) this.arm('flush', this.o.flushIntervalMs);
     return true;
+  }
+
+  /**
+   * Writes one event and reports what becomes of it: `confirmed` once the batch holding it
+   * is answered 2xx. The batch is sent at once (not on the flush timer; a batch in flight or a
+   * retry back-off still comes first, in order). Never rejects.
+   */
+  writeTracked(line: string): Promise<Delivery> {
+    const pos = this.headPos + this.queued();
+    return new Promise<Delivery>((resolve) => {
+      // Registered first: write() sends at once while a waiter is pending.
+      this.waiters.push({ pos, resolve });
+      if (!this.write(line)) this.settle(pos, 1, 'dropped');
+    });
   }
 
   dropped(): number {
@@ -169,6 +197,10 @@ export class HttpSink implements EventSink {
     this.stopTimer();
     this.abort?.abort(new Error('sink closed'));
     const left = this.held();
+    // In flight and queued are two ranges (overflow drops can separate them).
+    if (this.inflight !== undefined) this.settle(this.inflight.start, this.inflight.count, 'dropped');
+    this.settle(this.headPos, this.queued(), 'dropped');
+    this.headPos += this.queued();
     this.queue = [];
     this.head = 0;
     this.inflight = undefined;
@@ -190,6 +222,17 @@ export class HttpSink implements EventSink {
       this.queue = this.queue.slice(this.head);
       this.head = 0;
     }
+  }
+
+  /** Resolves the waiters of lines [from, from + n) with their fate. */
+  private settle(from: number, n: number, d: Delivery): void {
+    if (this.waiters.length === 0 || n <= 0) return;
+    const keep: Waiter[] = [];
+    const done: Waiter[] = [];
+    for (const w of this.waiters) (w.pos >= from && w.pos < from + n ? done : keep).push(w);
+    if (done.length === 0) return;
+    this.waiters = keep;
+    for (const w of done) w.resolve(d);
   }
 
   private drop(n: number, why: DropCause): void {
@@ -239,8 +282,9 @@ export class HttpSink implements EventSink {
       const lines = this.queue.slice(this.head, this.head + n).join('');
       for (let i = this.head; i < this.head + n; i++) this.queue[i] = '';
       this.head += n;
+      this.inflight = { start: this.headPos, count: n, lines, body: undefined, attempts: 0 };
+      this.headPos += n;
       this.compact();
-      this.inflight = { count: n, lines, body: undefined, attempts: 0 };
     }
     this.stopTimer();
     this.sending = true;
@@ -276,9 +320,11 @@ export class HttpSink implements EventSink {
       case 'ok':
         this.stats.delivered += batch.count;
         this.inflight = undefined;
+        this.settle(batch.start, batch.count, 'confirmed');
         break;
       case 'reject':
         this.inflight = undefined;
+        this.settle(batch.start, batch.count, 'rejected');
         this.drop(batch.count, 'rejected');
         this.warn('event collector rejected a batch; events dropped', { status: outcome.status, events: batch.count });
         break;
@@ -295,8 +341,9 @@ export class HttpSink implements EventSink {
         this.arm('retry', outcome.delayMs);
         return;
     }
-    // Next batch: at once when full (or flushing), else after flush_interval.
-    if (this.queued() >= this.o.batchSize || (this.urgent > 0 && this.queued() > 0)) this.pump();
+    // Next batch: at once when full (or flushing, or holding a tracked event), else after
+    // flush_interval.
+    if (this.queued() >= this.o.batchSize || ((this.urgent > 0 || this.waiters.length > 0) && this.queued() > 0)) this.pump();
     else if (this.queued() > 0) this.arm('flush', this.o.flushIntervalMs);
     else this.notifyIdle();
   }

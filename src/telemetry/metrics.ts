@@ -7,7 +7,7 @@
  * Registry (never prom-client's global one) so tests and reloads can build many.
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { ALL_REASONS, isReasonCode, type ReasonCode } from '../core/reasons.js';
 import { REFRESH_RESULTS, type RefreshResultCode } from '../token/key-source-results.js';
 import { REPLAY_OP_RESULTS, type ReplayOpResult } from '../replay/store.js';
@@ -37,6 +37,14 @@ const REFRESH_RESULT_SET: ReadonlySet<string> = new Set(REFRESH_RESULTS);
 const OTHER_RESULT = 'other';
 export type ConfigReloadResult = 'applied' | 'rejected';
 export type EventSinkName = 'stdout' | 'http';
+
+/** How an audit-before-allow wait ended (SPEC §8): the `result` label of hopguard_audit_sync_total. */
+export type AuditSyncResult = 'confirmed' | 'timeout' | 'rejected' | 'no_sink';
+export const AUDIT_SYNC_RESULTS: readonly AuditSyncResult[] = Object.freeze(['confirmed', 'timeout', 'rejected', 'no_sink'] as const);
+/** Waits for the collector: 1 ms … 30 s (audit.sync_timeout is at most 30 s). */
+export const AUDIT_SYNC_BUCKETS: readonly number[] = Object.freeze([
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+]);
 
 export interface MetricsOptions {
   /** hopguard's version, for `hopguard_build_info{version}`. */
@@ -180,6 +188,8 @@ export class CommonMetrics {
   private staleDeadlineIssuers: ReadonlySet<string> = new Set();
   private readonly eventsDroppedCounter: Counter<'sink'>;
   private readonly eventsBufferedGauge: Gauge<'sink'>;
+  private readonly auditCheckpoints: Counter<never>;
+  private readonly auditKeyReloads: Counter<'result'>;
   private issuerSet: ReadonlySet<string>;
   private readonly bufferedProbes = new Map<EventSinkName, () => number>();
 
@@ -244,6 +254,22 @@ export class CommonMetrics {
         }
       },
     });
+    // Audit trail (SPEC §8), in serve and sts alike. Every series exists at 0 from start-up.
+    this.auditCheckpoints = new Counter({
+      name: 'hopguard_audit_checkpoints_total',
+      help: 'Signed audit chain checkpoints emitted (the final one at shutdown included).',
+      registers,
+    });
+    this.auditCheckpoints.inc(0);
+    this.auditKeyReloads = new Counter({
+      name: 'hopguard_audit_signing_key_reloads_total',
+      help: 'New versions of audit.signing_key_file, by result (applied; rejected: the previous key keeps signing).',
+      labelNames: ['result'] as const,
+      registers,
+    });
+    this.auditKeyReloads.inc({ result: 'applied' }, 0);
+    this.auditKeyReloads.inc({ result: 'rejected' }, 0);
+
     const buildInfo = new Gauge({
       name: 'hopguard_build_info',
       help: 'Always 1; the version label says which hopguard is running.',
@@ -356,7 +382,18 @@ export class CommonMetrics {
   eventSinkConfigured(sink: EventSinkName, buffered?: () => number): void {
     this.eventsDroppedCounter.inc({ sink: sinkLabel(sink) }, 0);
     if (buffered !== undefined) this.bufferedProbes.set(sinkLabel(sink), buffered);
-  }}
+  }
+
+  // ---- audit trail (SPEC §8) ------------------------------------------------------------
+
+  auditCheckpoint(): void {
+    this.auditCheckpoints.inc();
+  }
+
+  auditKeyReload(result: 'applied' | 'rejected'): void {
+    this.auditKeyReloads.inc({ result: result === 'applied' ? 'applied' : 'rejected' });
+  }
+}
 
 /** `hopguard serve`'s metrics (SPEC §6, §9): the common families plus decisions, the Check path, config reloads and the replay store. */
 export class Metrics extends CommonMetrics implements DecisionMetrics {
@@ -375,6 +412,8 @@ export class Metrics extends CommonMetrics implements DecisionMetrics {
   /** Per REPLAY_OP_RESULTS entry, in its order: one addition per replay-protected Check. */
   private readonly replayOpCounts: readonly PendingCount[];
   private readonly replayDuration: DurationHistogram;
+  private readonly auditSyncTotal: Counter<'result'>;
+  private readonly auditSyncDuration: Histogram<never>;
   /**
    * Decision counts by reason, then [deny/allow × dry-run/enforced] (no string built per
    * Check), flushed to prom-client when the registry is read.
@@ -440,6 +479,20 @@ export class Metrics extends CommonMetrics implements DecisionMetrics {
       registers,
     });
     this.checksRefused.inc({ limit: 'max_headers' }, 0);
+    // Audit before allow (SPEC §8). Every series exists at 0 from start-up, whatever the config.
+    this.auditSyncTotal = new Counter({
+      name: 'hopguard_audit_sync_total',
+      help: 'Audit-before-allow Checks by how the wait for the collector ended (confirmed, timeout, rejected, no_sink); all but confirmed were denied with audit_unavailable.',
+      labelNames: ['result'] as const,
+      registers,
+    });
+    for (const result of AUDIT_SYNC_RESULTS) this.auditSyncTotal.inc({ result }, 0);
+    this.auditSyncDuration = new Histogram({
+      name: 'hopguard_audit_sync_duration_seconds',
+      help: 'Time an audit-before-allow Check waited for the collector to confirm its decision event.',
+      buckets: [...AUDIT_SYNC_BUCKETS],
+      registers,
+    });
     // SPEC §9. Counted for whichever store is configured (memory or redis).
     const replayCounts: PendingCount[] = [];
     this.replayOps = new Counter({
@@ -541,7 +594,14 @@ export class Metrics extends CommonMetrics implements DecisionMetrics {
 
   eventsSampled(n = 1): void {
     if (n > 0) this.eventsSampledOut.inc(n);
-  }}
+  }
+
+  /** One audit-before-allow wait: how it ended and how long it took. */
+  auditSync(result: AuditSyncResult, seconds: number): void {
+    this.auditSyncTotal.inc({ result: AUDIT_SYNC_RESULTS.includes(result) ? result : 'timeout' });
+    if (Number.isFinite(seconds) && seconds >= 0) this.auditSyncDuration.observe(seconds);
+  }
+}
 
 /**
  * Event-loop delay as it adds to a Check. Node's monitor records the time between ticks of

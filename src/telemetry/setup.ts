@@ -3,9 +3,12 @@
  * decision pipeline, and the observers key sources report to. Kept out of the
  * composition root (runtime/serve.ts), which only wires.
  */
+import type { CheckpointSigner } from '../audit/checkpoint.js';
 import type { HopguardConfig } from '../config/types.js';
+import type { Timers } from '../lib/timers.js';
 import type { RefreshResult } from '../token/key-source-results.js';
 import { VERSION } from '../version.js';
+import { AuditLog } from './audit-log.js';
 import { DecisionPipeline, type EventSink } from './events.js';
 import { HttpSink } from './http-sink.js';
 import type { Logger } from './log.js';
@@ -87,20 +90,37 @@ export interface TelemetryOptions {
   readonly metrics?: Metrics;
   /** Replaces the configured sinks (tests, embedders). */
   readonly sinks?: readonly EventSink[];
-  /** Current config (a reload may change workload id and sampling). */
+  /** Current config (a reload may change workload id, sampling and audit timings). */
   readonly current?: () => HopguardConfig;
+  /** The key that signs audit checkpoints now (audit.signing_key_file); none: no checkpoints. */
+  readonly signer?: () => CheckpointSigner | undefined;
+  /** Wall clock, ms: ts of the chain start and checkpoints. */
+  readonly now?: () => number;
+  /** Timers of the checkpoint interval (tests fire them). */
+  readonly timers?: Timers | undefined;
+  /**
+   * Emit the chain start event with the first event rather than now (`hopguard dev`, whose
+   * banner comes first on stdout). Default false.
+   */
+  readonly chainStartsAtFirstEvent?: boolean | undefined;
 }
 
 export interface Telemetry {
   readonly metrics: Metrics;
   readonly sinks: readonly EventSink[];
+  /** The audited event stream (SPEC §8), started unless chainStartsAtFirstEvent. */
+  readonly log: AuditLog;
   readonly pipeline: DecisionPipeline;
+}
+
+/** The metrics of a server for `config` (its own registry). */
+export function createMetrics(config: HopguardConfig): Metrics {
+  return new Metrics({ version: VERSION, issuers: config.issuers.map((i) => i.issuer) });
 }
 
 export function createTelemetry(opts: TelemetryOptions): Telemetry {
   const { config, logger } = opts;
-  const metrics =
-    opts.metrics ?? new Metrics({ version: VERSION, issuers: config.issuers.map((i) => i.issuer) });
+  const metrics = opts.metrics ?? createMetrics(config);
   // The issuers' key deadlines (max_stale); reloads re-apply it.
   metrics.applyConfig(config);
   const sinks = opts.sinks ?? sinksFromConfig(config, metrics, logger);
@@ -108,19 +128,32 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
   const warning = samplingWarning(config);
   if (warning !== undefined) logger.warn(warning);
   let faults = 0;
-  const pipeline = new DecisionPipeline({
+  // A bug in event building must be visible but must not flood the log.
+  const onError = (err: unknown): void => {
+    faults++;
+    if (faults === 1 || faults % 1000 === 0) logger.error('event fault', { err, faults });
+  };
+  const log = new AuditLog({
     sinks,
+    workload: config.workload.id,
+    version: VERSION,
+    now: opts.now ?? Date.now,
+    ...(opts.signer !== undefined ? { signer: opts.signer } : {}),
+    checkpointIntervalMs: () => current().audit.checkpoint_interval,
+    timers: opts.timers,
+    onCheckpoint: () => metrics.auditCheckpoint(),
+    onError,
+  });
+  if (opts.chainStartsAtFirstEvent !== true) log.start();
+  const pipeline = new DecisionPipeline({
+    log,
     workload: () => current().workload.id,
     sampleAllow: () => current().events.sample_allow,
     sampleKey: config.events.sample_key,
     metrics,
-    onError: (err) => {
-      // A bug in event building must be visible but must not flood the log.
-      faults++;
-      if (faults === 1 || faults % 1000 === 0) logger.error('decision event fault', { err, faults });
-    },
+    onError,
   });
-  return { metrics, sinks, pipeline };
+  return { metrics, sinks, log, pipeline };
 }
 
 /** Said at start-up (and by `validate`) when sampled allow events cannot agree across sidecars. */

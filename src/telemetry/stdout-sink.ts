@@ -10,7 +10,7 @@
  */
 // CommonJS package: the default import is module.exports, which also carries `.SonicBoom`.
 import sonicBoom from 'sonic-boom';
-import type { EventSink } from './events.js';
+import type { EventSink } from './sink.js';
 
 const DEFAULT_STDOUT_MAX_BUFFER_BYTES = 16 * 1024 * 1024;
 

@@ -16,6 +16,10 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 const BOOTSTRAP = 'envoy.config.bootstrap.v3.Bootstrap';
 const DISCOVERY_RESPONSE = 'envoy.service.discovery.v3.DiscoveryResponse';
 const EXT_AUTHZ = 'envoy.filters.http.ext_authz';
+/** The second ext_authz, enabled only on audit-before-allow routes (SPEC §8). */
+const AUDIT_SYNC = 'hopguard.audit_sync';
+/** hopguard's audit.sync_timeout default, seconds: the audit_sync filter must wait longer. */
+const AUDIT_SYNC_TIMEOUT_S = 1;
 const T = (name: string) => `type.googleapis.com/${name}`;
 
 type Obj = Record<string, unknown>;
@@ -81,6 +85,7 @@ describe('envoy.yaml against the official Envoy protos', () => {
   it('resolves every typed_config to a real message type (and uses only these)', () => {
     expect([...allTypeUrls(envoyJson)].sort()).toEqual(
       [
+        'envoy.config.route.v3.FilterConfig',
         'envoy.extensions.access_loggers.stream.v3.StdoutAccessLog',
         'envoy.extensions.filters.http.ext_authz.v3.ExtAuthz',
         'envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute',
@@ -169,8 +174,47 @@ describe('envoy.yaml: the settings that make hopguard effective', () => {
     expect(allowed).toContain('x-request-id');
   });
 
-  it('ext_authz runs before the router on the inbound listener', () => {
-    expect(inboundFilters.map((f) => f['name'])).toEqual([EXT_AUTHZ, 'envoy.filters.http.router']);
+  it('ext_authz runs before the router on the inbound listener; the audit_sync one is off unless a route enables it', () => {
+    expect(inboundFilters.map((f) => f['name'])).toEqual([EXT_AUTHZ, AUDIT_SYNC, 'envoy.filters.http.router']);
+    expect(byName(inboundFilters, EXT_AUTHZ)['disabled']).toBeFalsy();
+    expect(byName(inboundFilters, AUDIT_SYNC)['disabled']).toBe(true);
+  });
+
+  it('audit-before-allow routes use the audit_sync ext_authz: same guarantees, a timeout longer than audit.sync_timeout', () => {
+    const sync = get(byName(inboundFilters, AUDIT_SYNC), 'typed_config') as Obj;
+    expect(sync['@type']).toBe(T('envoy.extensions.filters.http.ext_authz.v3.ExtAuthz'));
+    const timeout = seconds(get(sync, 'grpc_service', 'timeout'));
+    expect(timeout).toBeGreaterThan(AUDIT_SYNC_TIMEOUT_S);
+    expect(timeout).toBeLessThanOrEqual(5);
+    // Everything but the timeout is the main filter's: fail closed, 503 on error, peer
+    // certificate, the same headers, the same cluster, the same stats prefix (so Envoy's
+    // ext_authz alerts cover these routes too).
+    const strip = (o: Obj) => {
+      const c = structuredClone(o);
+      delete (c['grpc_service'] as Obj)['timeout'];
+      return c;
+    };
+    expect(strip(sync)).toEqual(strip(extAuthz));
+    expect(sync['failure_mode_allow']).toBeFalsy();
+  });
+
+  it('every route that enables audit_sync sends audit: sync and turns the 100ms filter off; no other route enables it', () => {
+    const enabled = inboundRoutes.filter((r) => get(r, 'typed_per_filter_config', AUDIT_SYNC) !== undefined);
+    expect(enabled.map((r) => r['name'])).toEqual(['ledger_transfer']);
+    for (const r of enabled) {
+      const cfg = get(r, 'typed_per_filter_config', AUDIT_SYNC) as Obj;
+      expect(cfg['@type']).toBe(T('envoy.config.route.v3.FilterConfig'));
+      expect(cfg['disabled']).toBeFalsy();
+      expect(get(cfg, 'config', '@type')).toBe(T('envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute'));
+      expect(get(cfg, 'config', 'check_settings', 'context_extensions')).toEqual({ audit: 'sync' });
+      expect(get(r, 'typed_per_filter_config', EXT_AUTHZ, 'disabled')).toBe(true);
+      // The route itself waits longer than the Check can.
+      expect(seconds(get(r, 'route', 'timeout'))).toBeGreaterThan(AUDIT_SYNC_TIMEOUT_S);
+      expect(get(r, 'match', 'path')).toBe('/v1/ledger/transfers');
+    }
+    // audit: sync through the 100ms filter would time out in Envoy before hopguard answers.
+    const viaMain = inboundRoutes.filter((r) => get(r, 'typed_per_filter_config', EXT_AUTHZ, 'check_settings', 'context_extensions', 'audit') !== undefined);
+    expect(viaMain).toEqual([]);
   });
 
   it('hopguard cluster: loopback :9191, explicit HTTP/2, grpc.health.v1 health check', () => {
@@ -187,10 +231,13 @@ describe('envoy.yaml: the settings that make hopguard effective', () => {
     expect(get(hc[0], 'grpc_health_check')).toEqual({ service_name: 'envoy.service.auth.v3.Authorization' });
   });
 
-  it('only the exact GET /healthz route disables ext_authz; every other inbound route is authorized', () => {
+  it('only the exact GET /healthz route is unauthorized; every other inbound route goes through exactly one ext_authz', () => {
     const perRoute = (r: Obj) => get(r, 'typed_per_filter_config', EXT_AUTHZ) as Obj | undefined;
-    const disabled = inboundRoutes.filter((r) => perRoute(r)?.['disabled'] === true);
+    const authorizers = (r: Obj) =>
+      (perRoute(r)?.['disabled'] === true ? 0 : 1) + (get(r, 'typed_per_filter_config', AUDIT_SYNC) !== undefined ? 1 : 0);
+    const disabled = inboundRoutes.filter((r) => authorizers(r) === 0);
     expect(disabled.map((r) => r['name'])).toEqual(['health']);
+    for (const r of inboundRoutes) if (r['name'] !== 'health') expect(authorizers(r), String(r['name'])).toBe(1);
     const health = disabled[0] as Obj;
     expect(perRoute(health)?.['@type']).toBe(T('envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute'));
     expect(get(health, 'match', 'path')).toBe('/healthz');

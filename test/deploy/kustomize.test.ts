@@ -391,6 +391,9 @@ describe('deploy/base: plain Envoy sidecar', () => {
       .filter((r) => r.alert);
     expect(rules.map((r) => r.alert).sort()).toEqual(
       [
+        'HopguardAuditKeyReloadRejected',
+        'HopguardAuditSyncFailing',
+        'HopguardAuditSyncSlow',
         'HopguardCheckLatencyHigh',
         'HopguardChecksRefused',
         'HopguardConfigReloadRejected',

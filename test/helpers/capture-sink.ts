@@ -10,6 +10,10 @@ export class CaptureSink implements EventSink {
     this.pending();
     return this.#lines;
   }
+  /** Forgets what was written (tests that look only at what follows, e.g. after the chain start). */
+  clear(): void {
+    this.#lines.length = 0;
+  }
   write(line: string): boolean {
     this.#lines.push(line);
     return true;
@@ -18,6 +22,10 @@ export class CaptureSink implements EventSink {
     return 0;
   }
   async flush(): Promise<void> {}
+  /** The decision events only (not the audit chain's start event or checkpoints). */
+  decisions(): Record<string, unknown>[] {
+    return this.events().filter((e) => e['event'] === 'hopguard.decision');
+  }
   events(): Record<string, unknown>[] {
     return this.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
   }

@@ -7,7 +7,7 @@
  */
 import { DENY_REASONS, type DenyReason, type ReasonCode } from '../../src/core/reasons.js';
 
-export type Stage = 'select' | 'verifier' | 'decide' | 'authorizer';
+export type Stage = 'select' | 'verifier' | 'decide' | 'authorizer' | 'audit';
 
 export const STAGE_OF: Readonly<Record<DenyReason, Stage>> = Object.freeze({
   missing_token: 'select',
@@ -38,6 +38,8 @@ export const STAGE_OF: Readonly<Record<DenyReason, Stage>> = Object.freeze({
   grant_mismatch: 'decide',
   replayed: 'authorizer',
   replay_unavailable: 'authorizer',
+  // The audit-before-allow gate (src/runtime/audit-sync.ts), after the authorizer.
+  audit_unavailable: 'audit',
   // Any stage can fault; the authorizer is where every fault becomes this deny.
   internal_error: 'authorizer',
 });
@@ -88,5 +90,6 @@ export const SPEC_STATUS: Readonly<Record<ReasonCode, 200 | 401 | 403 | 503>> = 
   grant_mismatch: 403,
   replayed: 403,
   replay_unavailable: 503,
+  audit_unavailable: 503,
   internal_error: 503,
 });

@@ -33,8 +33,9 @@ export class Serve {
       .filter((l) => l.trim() !== '')
       .map((l) => JSON.parse(l) as Record<string, unknown>);
   }
+  /** The decision events on stdout (not the audit chain's start event or checkpoints). */
   events(): Record<string, unknown>[] {
-    return this.lines('stdout');
+    return this.lines('stdout').filter((e) => e['event'] === 'hopguard.decision');
   }
   async ports(): Promise<{ grpc: number; admin: number }> {
     let found: { grpc: number; admin: number } | undefined;

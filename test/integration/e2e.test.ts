@@ -98,11 +98,20 @@ async function check(
       headers: { ...(token === undefined ? {} : { 'delegation-token': token }), ...spec.headers },
     }),
   );
-  // Exactly one event per Check, and it never carries the raw token or the query.
-  expect(on.srv.sink.lines.length).toBe(before + 1);
-  const line = on.srv.sink.lines.at(-1) as string;
-  if (token) expect(line).not.toContain(token);
-  expect(line).not.toContain('s3cr3t');
+  // Exactly one event per Check — but an unconfirmed audit-before-allow Check, whose deny
+  // supersedes its first event (SPEC §8) — and none carries the raw token or the query.
+  const fresh = on.srv.sink.lines.slice(before);
+  const superseded = fresh.length === 2 && (JSON.parse(fresh[1] as string) as { supersedes?: number }).supersedes !== undefined;
+  expect(fresh.length).toBe(superseded ? 2 : 1);
+  if (superseded) {
+    const [first, second] = fresh.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(second?.['supersedes']).toBe(first?.['seq']);
+    expect(second?.['request_id']).toBe(first?.['request_id']);
+  }
+  for (const line of fresh) {
+    if (token) expect(line).not.toContain(token);
+    expect(line).not.toContain('s3cr3t');
+  }
   return res;
 }
 
@@ -328,6 +337,14 @@ const CASES: { readonly [R in DenyReason]: readonly Case[] } = {
       http: 503,
     },
   ],
+  audit_unavailable: [
+    {
+      name: 'an audit-before-allow route on a server without the http event sink',
+      token: async () => signToken(es),
+      spec: { contextExtensions: { audit: 'sync' } },
+      http: 503,
+    },
+  ],
   internal_error: [
     {
       name: 'a single-use route while the replay store is full of live entries',
@@ -404,7 +421,7 @@ describe('modes', () => {
       expect(res.ok_response?.headers ?? []).toEqual([]);
       expect(meta(res, 'decision')).toBe('deny');
       expect(meta(res, 'reason')).toBe('actor_mismatch');
-      expect(dry.sink.events()[0]).toMatchObject({ decision: 'deny', enforced: false, reason: 'actor_mismatch', status: 403 });
+      expect(dry.sink.decisions()[0]).toMatchObject({ decision: 'deny', enforced: false, reason: 'actor_mismatch', status: 403 });
     } finally {
       c.close();
       await dry.running.stop(1000);
@@ -421,7 +438,7 @@ describe('modes', () => {
       const again = await c.check(req);
       expect(again.status?.code).toBe(7);
       expect(JSON.parse(again.denied_response?.body ?? '{}').reason).toBe('replayed');
-      expect(rp.sink.events().map((e) => e.reason)).toEqual(['granted', 'replayed']);
+      expect(rp.sink.decisions().map((e) => e.reason)).toEqual(['granted', 'replayed']);
     } finally {
       c.close();
       await rp.running.stop(1000);
@@ -439,7 +456,7 @@ describe('modes', () => {
       expect(meta(res, 'reason')).toBe('replay_unavailable');
       // The same request on a route without single use: dry-run as usual (allowed, granted).
       expect((await c.check(envoyCheckRequest(spec))).status?.code ?? 0).toBe(0);
-      expect(dry.sink.events().map((e) => [e.reason, e.enforced])).toEqual([
+      expect(dry.sink.decisions().map((e) => [e.reason, e.enforced])).toEqual([
         ['replay_unavailable', true],
         ['granted', false],
       ]);

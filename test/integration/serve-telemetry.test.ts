@@ -197,7 +197,7 @@ describe('hopguard serve (process): events, metrics, shutdown', () => {
     expect(await proc.exit()).toEqual({ code: 0, signal: null });
 
     // Every event reached the collector too (flushed at shutdown at the latest).
-    expect(collector.events.map((e) => e.request_id).sort()).toEqual(stdoutEvents.map((e) => e.request_id).sort());
+    expect(collector.decisions.map((e) => e.request_id).sort()).toEqual(stdoutEvents.map((e) => e.request_id).sort());
     expect(proc.events()).toHaveLength(N);
 
     // Operational logs are JSON on stderr, with their own event name.
@@ -251,7 +251,7 @@ describe('hopguard serve (process): events, metrics, shutdown', () => {
     expect(await proc.exit()).toEqual({ code: 0, signal: null });
     const ids = ['before', ...Array.from({ length: 8 }, (_, i) => `inflight-${i}`), ...Array.from({ length: 6 }, (_, i) => `during-${i}`)].sort();
     expect(proc.events().map((e) => e.request_id).sort()).toEqual(ids);
-    expect(collector.events.map((e) => e.request_id).sort()).toEqual(ids);
+    expect(collector.decisions.map((e) => e.request_id).sort()).toEqual(ids);
     const stopped = proc.lines('stderr').find((l) => l.msg === 'stopped');
     expect(stopped).toMatchObject({ events: { recorded: 15, emitted: 15 }, events_dropped: { stdout: 0, http: 0 } });
   }, 30_000);

@@ -56,7 +56,7 @@ async function keptIds(i: number): Promise<string[]> {
     );
     expect(res.http_response).toBe('ok_response');
   }
-  return srv.sink.events().map((e) => e['request_id'] as string);
+  return srv.sink.decisions().map((e) => e['request_id'] as string);
 }
 
 describe('steerable sampling through serve', () => {

@@ -164,10 +164,10 @@ describe('N Checks → N events → same counts in /metrics', () => {
       expect(meta(s.res, 'decision')).toBe(s.kind === 'granted' || s.kind === 'exempt' ? 'allow' : 'deny');
     }
 
-    await until(() => h.collector.events.length >= N, `${N} events at the collector`);
+    await until(() => h.collector.decisions.length >= N, `${N} events at the collector`);
     await new Promise((r) => setTimeout(r, 50)); // nothing extra trickles in
-    expect(h.collector.events).toHaveLength(N);
-    const byRid = new Map(h.collector.events.map((e) => [e.request_id as string, e]));
+    expect(h.collector.decisions).toHaveLength(N);
+    const byRid = new Map(h.collector.decisions.map((e) => [e.request_id as string, e]));
     expect(byRid.size).toBe(N); // one event per Check, none duplicated
     for (const s of sent) {
       const ev = byRid.get(s.rid);
@@ -209,9 +209,9 @@ describe('N Checks → N events → same counts in /metrics', () => {
     const kinds: Kind[] = ['granted', 'exempt', 'missing_token', 'granted', 'actor_mismatch', 'exempt', 'granted'];
     for (const [i, k] of kinds.entries()) await checkOf(h, k, i);
     const denies = kinds.filter((k) => k !== 'granted' && k !== 'exempt').length;
-    await until(() => h.collector.events.length >= denies, 'the deny events');
+    await until(() => h.collector.decisions.length >= denies, 'the deny events');
     await new Promise((r) => setTimeout(r, 50));
-    expect(h.collector.events.map((e) => e.reason)).toEqual(['missing_token', 'actor_mismatch']);
+    expect(h.collector.decisions.map((e) => e.reason)).toEqual(['missing_token', 'actor_mismatch']);
     const text = await scrape(h.running.adminPort);
     expect(value(text, 'hopguard_events_sampled_out_total')).toBe(kinds.length - denies);
     expect(value(text, 'hopguard_events_dropped_total{sink="http"}')).toBe(0);
@@ -226,8 +226,8 @@ describe('N Checks → N events → same counts in /metrics', () => {
     expect(res.status?.code ?? 0).toBe(0);
     expect(meta(res, 'decision')).toBe('deny');
     expect(meta(res, 'enforced')).toBe(false);
-    await until(() => h.collector.events.length === 1, 'the event');
-    expect(h.collector.events[0]).toMatchObject({ request_id: rid, decision: 'deny', reason: 'actor_mismatch', enforced: false, status: 403 });
+    await until(() => h.collector.decisions.length === 1, 'the event');
+    expect(h.collector.decisions[0]).toMatchObject({ request_id: rid, decision: 'deny', reason: 'actor_mismatch', enforced: false, status: 403 });
     const text = await scrape(h.running.adminPort);
     expect(value(text, 'hopguard_decisions_total{decision="deny",reason="actor_mismatch",enforced="false"}')).toBe(1);
     expect(value(text, 'hopguard_decisions_total{decision="deny",reason="actor_mismatch",enforced="true"}')).toBe(0);
@@ -270,6 +270,6 @@ describe('readiness: /readyz and gRPC health tell the same story', () => {
     h.running.endDrain();
     await stopping;
     // Both events were flushed before stop() resolved.
-    expect(h.collector.events.map((e) => e.reason)).toEqual(['granted', 'granted']);
+    expect(h.collector.decisions.map((e) => e.reason)).toEqual(['granted', 'granted']);
   });
 });

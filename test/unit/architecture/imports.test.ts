@@ -112,15 +112,17 @@ const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
   envoy: ['core', 'lib'],
   // The token endpoint's HTTP adapter (hopguard sts); config/: listen-address checks.
   sts: ['core', 'lib', 'config'],
+  // The audit trail's mechanics: canonical JSON, the hash chain, checkpoint keys, verification.
+  audit: ['lib', 'token'],
   // Observes, never decides, never wires.
   // Replay stores (memory, Redis): stateful, I/O; used by the authorizer, wired by runtime.
   replay: ['lib', 'config'],
-  telemetry: ['core', 'lib', 'config', 'envoy', 'sts', 'token', 'replay', 'version.ts'],
+  telemetry: ['core', 'lib', 'config', 'envoy', 'sts', 'token', 'replay', 'audit', 'version.ts'],
   'version.ts': [],
   // Engines, hosts and server lifecycles: wires everything below it.
-  runtime: ['core', 'lib', 'config', 'token', 'envoy', 'sts', 'telemetry', 'replay', 'version.ts'],
+  runtime: ['core', 'lib', 'config', 'token', 'envoy', 'sts', 'telemetry', 'replay', 'audit', 'version.ts'],
   // Flags and printing.
-  cli: ['core', 'lib', 'config', 'token', 'envoy', 'telemetry', 'replay', 'runtime', 'version.ts'],
+  cli: ['core', 'lib', 'config', 'token', 'envoy', 'telemetry', 'replay', 'audit', 'runtime', 'version.ts'],
   'main.ts': ['cli', 'version.ts'],
 };
 

@@ -48,6 +48,7 @@ describe('examples/hopguard.yaml', () => {
     });
     expect(c.shutdown).toEqual({ drain: 5_000, grace: 5_000 });
     expect(c.replay).toEqual({ enabled: false, store: 'memory', max_entries: 100_000, redis: { key_prefix: 'hopguard:replay:', timeout: 50 } });
+    expect(c.audit).toEqual({ checkpoint_interval: 10_000, sync_timeout: 1_000 });
     expect(toPolicy(c).workloadId).toBe(WID);
     expect(c.issuers.map((i) => toIssuerPolicy(i).issuer)).toEqual([
       'https://sts.prod.example.org',

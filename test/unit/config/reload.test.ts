@@ -28,6 +28,8 @@ describe('restartRequiredChanges', () => {
     ['replay.enabled only', (c: any) => (c.replay = { enabled: true }), []],
     ['replay.store memory → redis', (c: any) => (c.replay = { store: 'redis', redis: { url: 'redis://r' } }), ['replay.store', 'replay.redis.url']],
     ['replay.redis.* while the store is memory', (c: any) => (c.replay = { redis: { url: 'redis://r', key_prefix: 'x:' } }), []],
+    ['audit.signing_key_file', (c: any) => (c.audit = { signing_key_file: '/etc/hopguard/k2.jwk' }), ['audit.signing_key_file']],
+    ['audit timings (applied live)', (c: any) => (c.audit = { checkpoint_interval: '1m', sync_timeout: '2s' }), []],
   ])('%s', (_n, patch, want) => {
     expect(restartRequiredChanges(config(), config(patch))).toEqual(want);
   });

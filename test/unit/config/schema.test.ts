@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { exemptPathProblem, splitHostPort } from '../../../src/config/checks.js';
+import { parseConfig } from '../../../src/config/load.js';
 import { validateConfig } from '../../../src/config/schema.js';
 import { canonicalProblem } from '../../../src/core/path.js';
 import { pathArb } from '../../helpers/fuzz/arbitraries.js';
@@ -48,6 +49,7 @@ describe('defaults', () => {
           sample_allow: 1,
         },
         replay: { enabled: false, max_entries: 100_000, store: 'memory', redis: { key_prefix: 'hopguard:replay:', timeout: 50 } },
+        audit: { checkpoint_interval: 10_000, sync_timeout: 1_000 },
         limits: { max_request_bytes: 1_048_576, max_headers: 1000 },
         log: { level: 'info' },
         shutdown: { drain: 5_000, grace: 5_000 },
@@ -109,6 +111,16 @@ describe('defaults', () => {
     expect(r.ok).toBe(true);
   });
 
+  test('audit: a relative signing_key_file resolves against the config file, durations become ms', () => {
+    const r = parseConfig(patched((c) => (c.audit = { signing_key_file: 'keys/checkpoint.jwk', checkpoint_interval: '500ms', sync_timeout: '250ms' })), {
+      env: {},
+      source: '/etc/hopguard/config.yaml',
+      baseDir: '/etc/hopguard',
+    });
+    if (!r.ok) throw new Error(JSON.stringify(r.errors));
+    expect(r.config.audit).toEqual({ signing_key_file: '/etc/hopguard/keys/checkpoint.jwk', checkpoint_interval: 500, sync_timeout: 250 });
+  });
+
   test('a jwks_file issuer is accepted', () => {
     const r = parse(patched((c) => (c.issuers[0] = { issuer: 'iss', jwks_file: '/etc/hopguard/jwks.json' })));
     expect(r.ok && r.config.issuers[0]?.jwks_file).toBe('/etc/hopguard/jwks.json');
@@ -162,6 +174,13 @@ const badCases: readonly BadCase[] = [
   { name: 'zero refresh_interval', patch: (c) => (c.issuers[0].refresh_interval = '0s'), keys: ['issuers[0].refresh_interval'] },
   { name: 'duration beyond timer range', patch: (c) => (c.issuers[0].refresh_interval = '1000h'), keys: ['issuers[0].refresh_interval'], message: /at most/ },
   { name: 'zero flush_interval', patch: (c) => (c.events = { http: { flush_interval: '0ms' } }), keys: ['events.http.flush_interval'] },
+
+  // Audit (SPEC §8).
+  { name: 'typo in audit', patch: (c) => (c.audit = { signing_keyfile: '/k.json' }), keys: ['audit.signing_keyfile'], message: /did you mean signing_key_file/ },
+  { name: 'empty audit.signing_key_file', patch: (c) => (c.audit = { signing_key_file: '' }), keys: ['audit.signing_key_file'], message: 'must not be empty' },
+  { name: 'checkpoint_interval below 100ms', patch: (c) => (c.audit = { checkpoint_interval: '10ms' }), keys: ['audit.checkpoint_interval'], message: 'must be at least 100ms' },
+  { name: 'zero sync_timeout', patch: (c) => (c.audit = { sync_timeout: '0s' }), keys: ['audit.sync_timeout'], message: 'must be greater than 0' },
+  { name: 'sync_timeout over 30s', patch: (c) => (c.audit = { sync_timeout: '1m' }), keys: ['audit.sync_timeout'], message: 'must be at most 30s' },
 
   // Addresses.
   { name: 'address without port', patch: (c) => (c.listen = { grpc: 'localhost' }), keys: ['listen.grpc'], message: /missing :port/ },

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { containingGrant, grantContained, pathPatternContained, type Grant } from '../../../src/core/containment.js';
 import { compilePattern } from '../../../src/core/path.js';
-import { enumeratePaths, grantArb, grantWitness, pathWitness, patternArb, SEED, validPatternArb } from './support/grant-oracle.js';
+import { enumeratePaths, grantArb, grantWitness, pathWitness, patternArb, SEED, specWitness, validPatternArb } from './support/grant-oracle.js';
 
 describe('path pattern containment p ⊆ q', () => {
   // [p, q, contained]
@@ -139,10 +139,22 @@ describe('grant containment r ⊆ a', () => {
     expect(containingGrant({ type: 'hop', locations: [L1, L2], actions: ['GET'] }, [a, b])).toBe(-1);
   });
 
-  it('property: contained exactly when a real sidecar allows, under a, every hop r allows', () => {
+  it('a requested pattern must lie in ONE allowed pattern (SPEC §7), not only in their union', () => {
+    const a: Grant = { type: 'hop', locations: [L1], actions: ['GET'], paths: ['/', '/*/**'] };
+    const r: Grant = { type: 'hop', locations: [L1], actions: ['GET'], paths: ['/**'] };
+    expect(grantWitness(r, a)).toBeUndefined(); // the union matches every path /** does
+    expect(specWitness(r, a)).toBeDefined();
+    expect(grantContained(r, a)).toBe(false);
+    expect(grantContained({ ...r, paths: ['/', '/x/**'] }, a)).toBe(true);
+  });
+
+  it('property: contained exactly by SPEC §7\'s rule, decided by brute force; never wider than a at a real sidecar', () => {
     fc.assert(
       fc.property(grantArb, grantArb, (r, a) => {
-        expect(grantContained(r, a)).toBe(grantWitness(r, a) === undefined);
+        const contained = grantContained(r, a);
+        expect(contained).toBe(specWitness(r, a) === undefined);
+        // Soundness: whatever is contained allows no hop a does not.
+        if (contained) expect(grantWitness(r, a)).toBeUndefined();
       }),
       { numRuns: 600, ...SEED },
     );

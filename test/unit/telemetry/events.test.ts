@@ -1,8 +1,18 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { allow, deny } from '../../../src/core/decision.js';
 import type { HopRequest, Outcome } from '../../../src/core/types.js';
 import fc from 'fast-check';
-import { DecisionEventFormat, DecisionPipeline, type DecisionEvent, type EventSink } from '../../../src/telemetry/events.js';
+import type { ChainLink } from '../../../src/audit/chain.js';
+import { canonicalize } from '../../../src/audit/jcs.js';
+import { AuditLog } from '../../../src/telemetry/audit-log.js';
+import {
+  DecisionEventFormat,
+  DecisionPipeline,
+  type DecisionEvent,
+  type DecisionPipelineOptions,
+  type EventSink,
+} from '../../../src/telemetry/events.js';
 import { RequestSampler } from '../../../src/telemetry/sampling.js';
 import { CaptureSink } from '../../helpers/capture-sink.js';
 import { Metrics } from '../../../src/telemetry/metrics.js';
@@ -12,8 +22,22 @@ const WORKLOAD = 'spiffe://prod.example.org/ns/payments/sa/ledger';
 
 /** One format for the whole file (as a pipeline has): every test also runs through what its memos carry over. */
 const format = new DecisionEventFormat();
-const buildDecisionEvent = (...a: Parameters<DecisionEventFormat['build']>): DecisionEvent => format.build(...a);
+const LINK: ChainLink = { chain: 'c-1', seq: 7, prev: 'ab'.repeat(32) };
+const buildDecisionEvent = (r: HopRequest, o: Outcome, ctx: Parameters<DecisionEventFormat['build']>[2], link: ChainLink = LINK): DecisionEvent =>
+  format.build(r, o, ctx, link);
 const serializeDecisionEvent = (ev: DecisionEvent): string => format.serialize(ev);
+
+/**
+ * A pipeline writing through an audit log to `sinks`, its chain already started; capture
+ * sinks are cleared of the start event, so tests see the decision events only.
+ */
+function pipeline(o: Omit<DecisionPipelineOptions, 'log'> & { readonly sinks: readonly EventSink[] }): DecisionPipeline {
+  const { sinks, ...rest } = o;
+  const log = new AuditLog({ sinks, workload: WORKLOAD, version: 't', now: () => 0, onError: rest.onError });
+  log.start();
+  for (const s of sinks) if (s instanceof CaptureSink) s.clear();
+  return new DecisionPipeline({ log, ...rest });
+}
 const TOKEN = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl';
 
 function req(over: Partial<HopRequestInit> = {}): HopRequest {
@@ -56,7 +80,7 @@ describe('DecisionPipeline', () => {
     const sink = new CaptureSink('stdout');
     const sched = manual();
     const metrics = new Metrics({ version: 't', defaultMetrics: false });
-    const p = new DecisionPipeline({ sinks: [sink], workload: () => WORKLOAD, schedule: sched.schedule, metrics });
+    const p = pipeline({ sinks: [sink], workload: () => WORKLOAD, schedule: sched.schedule, metrics });
     p.record(req(), ALLOW, 0, 1000n);
     p.record(req(), DENY, 0, 1000n);
     p.record(req(), DENY, 0, 1000n);
@@ -74,7 +98,7 @@ describe('DecisionPipeline', () => {
 
   it('by default the batch runs on setImmediate, after the current turn', async () => {
     const sink = new CaptureSink('stdout');
-    const p = new DecisionPipeline({ sinks: [sink], workload: () => WORKLOAD });
+    const p = pipeline({ sinks: [sink], workload: () => WORKLOAD });
     p.record(req(), ALLOW, 0, 1n);
     await Promise.resolve();
     expect(sink.lines).toHaveLength(0); // not even after microtasks
@@ -85,7 +109,7 @@ describe('DecisionPipeline', () => {
   it('exactly one line per record, each a complete JSON event ending in a newline', () => {
     const sink = new CaptureSink('stdout');
     const sched = manual();
-    const p = new DecisionPipeline({ sinks: [sink], workload: () => WORKLOAD, schedule: sched.schedule });
+    const p = pipeline({ sinks: [sink], workload: () => WORKLOAD, schedule: sched.schedule });
     for (let i = 0; i < 250; i++) p.record(req({ requestId: `r${i}` }), i % 3 === 0 ? DENY : ALLOW, 0, 1n);
     sched.run();
     expect(sink.lines).toHaveLength(250);
@@ -105,7 +129,7 @@ describe('DecisionPipeline', () => {
     };
     const errors: unknown[] = [];
     const sched = manual();
-    const p = new DecisionPipeline({ sinks: [bad, good], workload: () => WORKLOAD, schedule: sched.schedule, onError: (e) => errors.push(e) });
+    const p = pipeline({ sinks: [bad, good], workload: () => WORKLOAD, schedule: sched.schedule, onError: (e) => errors.push(e) });
     p.record(req(), ALLOW, 0, 1n);
     p.record(null as unknown as HopRequest, ALLOW, 0, 1n);
     p.record(req(), DENY, 0, 1n);
@@ -118,7 +142,7 @@ describe('DecisionPipeline', () => {
     const sink = new CaptureSink('stdout');
     const sched = manual();
     const metrics = new Metrics({ version: 't', defaultMetrics: false });
-    const p = new DecisionPipeline({ sinks: [sink], workload: () => WORKLOAD, schedule: sched.schedule, metrics });
+    const p = pipeline({ sinks: [sink], workload: () => WORKLOAD, schedule: sched.schedule, metrics });
     p.record(req(), DRY_DENY, 0, 1n);
     sched.run();
     expect(sink.events()[0]).toMatchObject({ decision: 'deny', enforced: false, reason: 'actor_mismatch', status: 403 });
@@ -130,7 +154,7 @@ describe('DecisionPipeline', () => {
   it('flush() and close() emit what is pending at once', async () => {
     const sink = new CaptureSink('stdout');
     const sched = manual();
-    const p = new DecisionPipeline({ sinks: [sink], workload: () => WORKLOAD, schedule: sched.schedule });
+    const p = pipeline({ sinks: [sink], workload: () => WORKLOAD, schedule: sched.schedule });
     p.record(req(), ALLOW, 0, 1n);
     await p.flush(10);
     expect(sink.lines).toHaveLength(1);
@@ -146,7 +170,7 @@ describe('sampling (events.sample_allow)', () => {
     const sink = new CaptureSink('stdout');
     const sched = manual();
     const metrics = new Metrics({ version: 't', defaultMetrics: false });
-    const p = new DecisionPipeline({
+    const p = pipeline({
       sinks: [sink],
       workload: () => WORKLOAD,
       schedule: sched.schedule,
@@ -196,20 +220,50 @@ describe('sampling (events.sample_allow)', () => {
 });
 
 describe('buildDecisionEvent', () => {
-  it('carries the SPEC §6 fields and never the token, other headers or the query', () => {
+  it('carries the SPEC §6 fields and the chain link, members in JCS order, never the token, other headers or the query', () => {
     const ev = buildDecisionEvent(req(), { ...ALLOW, audit: { ...ALLOW.audit, tokenSha256: 'ab'.repeat(32) } }, {
       workload: WORKLOAD,
       tsMs: Date.UTC(2026, 10, 27, 10, 0, 0),
       latencyUs: 123.4,
     });
     expect(Object.keys(ev)).toEqual([
-      'event', 'v', 'ts', 'decision', 'enforced', 'reason', 'status', 'request_id', 'trace_id', 'method', 'path',
-      'workload', 'caller', 'iss', 'kid', 'sub', 'actors', 'jti', 'txn', 'token_sha256', 'latency_us',
+      'actors', 'caller', 'chain', 'decision', 'enforced', 'event', 'iss', 'jti', 'kid', 'latency_us', 'method', 'path',
+      'prev', 'reason', 'request_id', 'seq', 'status', 'sub', 'supersedes', 'token_sha256', 'trace_id', 'ts', 'txn', 'v', 'workload',
     ]);
+    expect(ev.supersedes).toBeUndefined();
+    expect(serializeDecisionEvent(ev)).not.toContain('supersedes');
     expect(ev).toMatchObject({ event: 'hopguard.decision', v: 1, ts: '2026-11-27T10:00:00.000Z', path: '/v1/ledger/entries', latency_us: 123 });
+    expect(ev).toMatchObject({ chain: 'c-1', seq: 7, prev: 'ab'.repeat(32) });
     const line = JSON.stringify(ev);
     expect(line).not.toContain(TOKEN);
     expect(line).not.toContain('s3cr3t');
+  });
+
+  it('an audit_unavailable deny names the event it supersedes, in its JCS place', () => {
+    const ev = buildDecisionEvent(req(), { decision: deny('audit_unavailable'), enforced: true, audit: {} }, {
+      workload: WORKLOAD,
+      tsMs: 0,
+      latencyUs: 1,
+      supersedes: 6,
+    });
+    const keys = Object.keys(ev);
+    expect(keys.slice(keys.indexOf('sub'), keys.indexOf('sub') + 3)).toEqual(['sub', 'supersedes', 'token_sha256']);
+    expect(ev.supersedes).toBe(6);
+    expect(serializeDecisionEvent(ev)).toBe(canonicalize(JSON.parse(JSON.stringify(ev))));
+  });
+
+  it('strings are I-JSON: a lone surrogate becomes U+FFFD, a cut never splits a pair', () => {
+    const long = 'x'.repeat(2047) + '\ud83d\ude80';
+    const ev = buildDecisionEvent(req({ requestId: long, caller: 'spiffe://a/\ud800' }), { ...DENY, audit: { iss: 'i\udc00', actors: ['a\ud800'] } }, {
+      workload: WORKLOAD,
+      tsMs: 0,
+      latencyUs: 1,
+    });
+    expect(ev.request_id).toBe('x'.repeat(2047));
+    expect(ev.caller).toBe('spiffe://a/\ufffd');
+    expect(ev.iss).toBe('i\ufffd');
+    expect(ev.actors).toEqual(['a\ufffd']);
+    expect(serializeDecisionEvent(ev)).toBe(canonicalize(JSON.parse(JSON.stringify(ev))));
   });
 });
 
@@ -221,7 +275,9 @@ describe('DecisionPipeline: batched sinks', () => {
     const perLine = new CaptureSink('stdout');
     const faults: unknown[] = [];
     const queue: Array<() => void> = [];
-    const p = new DecisionPipeline({ sinks: [broken, batched, perLine], workload: () => WORKLOAD, schedule: (fn) => queue.push(fn), onError: (e) => faults.push(e) });
+    const p = pipeline({ sinks: [broken, batched, perLine], workload: () => WORKLOAD, schedule: (fn) => queue.push(fn), onError: (e) => faults.push(e) });
+    batches.length = 0; // the chain start event
+    faults.length = 0;
     p.record(req({ requestId: 'a' }), ALLOW, 0, 1000n);
     p.record(req({ requestId: 'b' }), DENY, 0, 1000n);
     queue.shift()!();
@@ -246,36 +302,57 @@ describe('serializeDecisionEvent', () => {
   );
   const nullable = fc.option(text, { nil: null });
   const number = fc.oneof(fc.integer(), fc.double(), fc.constantFrom(0, -0, NaN, Infinity, -Infinity, 1e21, 5e-7));
+  // Members listed in JCS order: the object JSON.stringify walks in that order too.
   const event: fc.Arbitrary<DecisionEvent> = fc.record({
-    event: fc.constant('hopguard.decision' as const),
-    v: fc.constant(1 as const),
-    ts: text,
-    decision: fc.constantFrom('allow' as const, 'deny' as const),
-    enforced: fc.boolean(),
-    reason: text,
-    status: number,
-    request_id: text,
-    trace_id: text,
-    method: text,
-    path: text,
-    workload: text,
-    caller: nullable,
-    iss: nullable,
-    kid: nullable,
-    sub: nullable,
-    actors: fc.array(text, { maxLength: 4 }),
-    jti: nullable,
-    txn: nullable,
-    token_sha256: nullable,
-    latency_us: number,
-  });
+      actors: fc.array(text, { maxLength: 4 }),
+      caller: nullable,
+      chain: text,
+      decision: fc.constantFrom('allow' as const, 'deny' as const),
+      enforced: fc.boolean(),
+      event: fc.constant('hopguard.decision' as const),
+      iss: nullable,
+      jti: nullable,
+      kid: nullable,
+      latency_us: number,
+      method: text,
+      path: text,
+      prev: nullable,
+      reason: text,
+      request_id: text,
+      seq: number,
+      status: number,
+      sub: nullable,
+      supersedes: fc.option(number, { nil: undefined }),
+      token_sha256: nullable,
+      trace_id: text,
+      ts: text,
+      txn: nullable,
+      v: fc.constant(1 as const),
+      workload: text,
+    });
 
-  it('is exactly JSON.stringify(event) + newline, for any field contents', () => {
+  it('is exactly JSON.stringify(event), for any field contents', () => {
     fc.assert(
       fc.property(event, (ev) => {
-        expect(serializeDecisionEvent(ev)).toBe(JSON.stringify(ev) + '\n');
+        expect(serializeDecisionEvent(ev)).toBe(JSON.stringify(ev));
       }),
       { numRuns: 3000, ...SEED },
+    );
+  });
+
+  it('is the RFC 8785 canonical form of every event it builds (what the chain hashes)', () => {
+    const str = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.constantFrom('\ud800', 'a\udc00b', '\u2028', '"\\'));
+    fc.assert(
+      fc.property(str, str, fc.option(str, { nil: undefined }), fc.nat(), fc.option(fc.nat(), { nil: undefined }), (rid, caller, sub, seq, sup) => {
+        const ev = buildDecisionEvent(req({ requestId: rid, caller }), { ...ALLOW, audit: sub === undefined ? {} : { sub } }, {
+          workload: WORKLOAD,
+          tsMs: 1_700_000_000_000,
+          latencyUs: 5,
+          supersedes: sup,
+        }, { chain: 'c', seq, prev: seq === 0 ? null : 'f'.repeat(64) });
+        expect(serializeDecisionEvent(ev)).toBe(canonicalize(JSON.parse(serializeDecisionEvent(ev))));
+      }),
+      { numRuns: 1000, ...SEED },
     );
   });
 
@@ -286,31 +363,34 @@ describe('serializeDecisionEvent', () => {
     const words = ['a', 'b"c', '', '\u2028', 'spiffe://x/y'] as const;
     const frozenActors = [Object.freeze(['p', 'q']), Object.freeze([] as string[]), Object.freeze(['r"'])];
     const repeating: fc.Arbitrary<DecisionEvent> = fc.record({
-      event: fc.constant('hopguard.decision' as const),
-      v: fc.constant(1 as const),
-      ts: pick(words),
+      actors: fc.oneof(pick(frozenActors), fc.array(pick(words), { maxLength: 2 })),
+      caller: pick([...words, null]),
+      chain: pick(words),
       decision: fc.constantFrom('allow' as const, 'deny' as const),
       enforced: fc.boolean(),
-      reason: pick(words),
-      status: fc.constantFrom(200, 403),
-      request_id: pick(words),
-      trace_id: pick(words),
+      event: fc.constant('hopguard.decision' as const),
+      iss: pick([...words, null]),
+      jti: pick([...words, null]),
+      kid: pick([...words, null]),
+      latency_us: fc.constantFrom(1, 2.5),
       method: pick(words),
       path: pick(words),
-      workload: pick(words),
-      caller: pick([...words, null]),
-      iss: pick([...words, null]),
-      kid: pick([...words, null]),
+      prev: pick([...words, null]),
+      reason: pick(words),
+      request_id: pick(words),
+      seq: fc.constantFrom(0, 1, 2),
+      status: fc.constantFrom(200, 403),
       sub: pick([...words, null]),
-      actors: fc.oneof(pick(frozenActors), fc.array(pick(words), { maxLength: 2 })),
-      jti: pick([...words, null]),
-      txn: pick([...words, null]),
       token_sha256: pick([...words, null]),
-      latency_us: fc.constantFrom(1, 2.5),
+      trace_id: pick(words),
+      ts: pick(words),
+      txn: pick([...words, null]),
+      v: fc.constant(1 as const),
+      workload: pick(words),
     });
     fc.assert(
       fc.property(fc.array(repeating, { minLength: 1, maxLength: 30 }), (evs) => {
-        for (const ev of evs) expect(serializeDecisionEvent(ev)).toBe(JSON.stringify(ev) + '\n');
+        for (const ev of evs) expect(serializeDecisionEvent(ev)).toBe(JSON.stringify(ev));
       }),
       { numRuns: 500, ...SEED },
     );
@@ -328,7 +408,7 @@ describe('serializeDecisionEvent', () => {
 
   it('a built event serializes like the generic path', () => {
     const ev = buildDecisionEvent(req({ requestId: 'a"b\\c\n' }), DENY, { workload: WORKLOAD, tsMs: 1_700_000_000_123, latencyUs: 12.6 });
-    expect(serializeDecisionEvent(ev)).toBe(JSON.stringify(ev) + '\n');
+    expect(serializeDecisionEvent(ev)).toBe(JSON.stringify(ev));
     expect(JSON.parse(serializeDecisionEvent(ev))).toMatchObject({ request_id: 'a"b\\c\n', ts: '2023-11-14T22:13:20.123Z', latency_us: 13 });
   });
 
@@ -337,5 +417,83 @@ describe('serializeDecisionEvent', () => {
     const b = buildDecisionEvent(req(), ALLOW, { workload: WORKLOAD, tsMs: 2000, latencyUs: 1 });
     const c = buildDecisionEvent(req(), ALLOW, { workload: WORKLOAD, tsMs: 2000, latencyUs: 1 });
     expect([a.ts, b.ts, c.ts]).toEqual(['1970-01-01T00:00:01.000Z', '1970-01-01T00:00:02.000Z', '1970-01-01T00:00:02.000Z']);
+  });
+});
+
+describe('DecisionPipeline: the audit chain (SPEC §8)', () => {
+  const sha = (line: string): string => createHash('sha256').update(line.replace(/\n$/, ''), 'utf8').digest('hex');
+
+  /** A sink that reports deliveries like the http sink (confirmed at once). */
+  class TrackingSink extends CaptureSink {
+    tracked: string[] = [];
+    writeTracked(line: string): Promise<'confirmed'> {
+      this.tracked.push(line);
+      this.write(line);
+      return Promise.resolve('confirmed');
+    }
+  }
+
+  it('every event links to the SHA-256 of the line before it, seq consecutive from the chain start', () => {
+    const sink = new CaptureSink('stdout');
+    const sched = manual();
+    const log = new AuditLog({ sinks: [sink], workload: WORKLOAD, version: 't', now: () => 0 });
+    log.start();
+    const p = new DecisionPipeline({ log, workload: () => WORKLOAD, schedule: sched.schedule });
+    for (let i = 0; i < 5; i++) p.record(req({ requestId: `r${i}` }), i % 2 === 0 ? ALLOW : DENY, 0, 1n);
+    sched.run();
+    p.record(req(), ALLOW, 0, 1n);
+    sched.run();
+    const evs = sink.events();
+    expect(evs.map((e) => e['seq'])).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(evs[0]).toMatchObject({ event: 'hopguard.chain', prev: null });
+    for (let i = 1; i < evs.length; i++) {
+      expect(evs[i]?.['prev']).toBe(sha(sink.lines[i - 1] as string));
+      expect(evs[i]?.['chain']).toBe(log.chain.id);
+    }
+  });
+
+  it('emitNow: drains what was recorded first, tracks its own line, and the final answer is not emitted twice', async () => {
+    const tracking = new TrackingSink('http');
+    const plain = new CaptureSink('stdout');
+    const sched = manual();
+    const metrics = new Metrics({ version: 't', defaultMetrics: false });
+    const p = pipeline({ sinks: [plain, tracking], workload: () => WORKLOAD, schedule: sched.schedule, metrics });
+    p.record(req({ requestId: 'earlier' }), DENY, 0, 1n);
+    const sync = req({ requestId: 'sync', contextExtensions: { audit: 'sync' } });
+    const emitted = p.emitNow(sync, ALLOW, 0, 1n);
+    expect(emitted.seq).toBe(2); // after the start event and the earlier deny
+    await expect(emitted.delivery).resolves.toBe('confirmed');
+    expect(tracking.tracked.map((l) => JSON.parse(l).request_id)).toEqual(['sync']);
+    expect(plain.events().map((e) => e['request_id'])).toEqual(['earlier', 'sync']);
+    // The Check's final answer: counted, not emitted again.
+    p.record(sync, { ...ALLOW, eventEmitted: true } as Outcome, 0, 1n);
+    sched.run();
+    expect(plain.lines).toHaveLength(2);
+    expect(metricsValue(await metrics.metrics(), 'hopguard_decisions_total{decision="allow",reason="granted",enforced="true"}')).toBe(1);
+    // An unconfirmed one is answered audit_unavailable, whose event supersedes the first.
+    const second = p.emitNow(sync, ALLOW, 0, 1n);
+    p.record(sync, { decision: deny('audit_unavailable'), enforced: true, audit: {}, supersedes: second.seq } as Outcome, 0, 1n);
+    sched.run();
+    expect(plain.events().at(-1)).toMatchObject({ decision: 'deny', reason: 'audit_unavailable', status: 503, supersedes: second.seq, seq: second.seq + 1 });
+  });
+
+  it('emitNow without a sink that tracks deliveries: the event is written, delivery undefined (no_sink)', () => {
+    const sink = new CaptureSink('stdout');
+    const p = pipeline({ sinks: [sink], workload: () => WORKLOAD });
+    const e = p.emitNow(req(), ALLOW, 0, 1n);
+    expect(e).toEqual({ seq: 1, delivery: undefined });
+    expect(sink.lines).toHaveLength(1);
+  });
+
+  it('sampled-out allows are not part of the chain: no gap', () => {
+    const sink = new CaptureSink('stdout');
+    const sched = manual();
+    const p = pipeline({ sinks: [sink], workload: () => WORKLOAD, schedule: sched.schedule, sampleAllow: () => 0 });
+    p.record(req(), ALLOW, 0, 1n);
+    p.record(req(), DENY, 0, 1n);
+    p.record(req(), ALLOW, 0, 1n);
+    p.record(req(), DENY, 0, 1n);
+    sched.run();
+    expect(sink.events().map((e) => e['seq'])).toEqual([1, 2]);
   });
 });

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { allow } from '../../../src/core/decision.js';
 import type { HopRequest, Outcome } from '../../../src/core/types.js';
+import { AuditLog } from '../../../src/telemetry/audit-log.js';
 import { DecisionEventFormat, DecisionPipeline, type EventSink } from '../../../src/telemetry/events.js';
 import { Metrics } from '../../../src/telemetry/metrics.js';
 import { hopRequest } from '../../../src/core/request.js';
@@ -46,12 +47,15 @@ describe('hot-path cost of telemetry', () => {
   it('record() costs a small fraction of building + counting + serializing + writing an event', () => {
     const metrics = new Metrics({ version: 't', defaultMetrics: false });
     const queued: (() => void)[] = [];
-    const p = new DecisionPipeline({ sinks: [nullSink], workload: () => 'w', metrics, schedule: (fn) => void queued.push(fn) });
+    const log = new AuditLog({ sinks: [nullSink], workload: 'w', version: 't', now: () => 0 });
+    const p = new DecisionPipeline({ log, workload: () => 'w', metrics, schedule: (fn) => void queued.push(fn) });
     const N = 20_000;
     const format = new DecisionEventFormat();
+    // What the drain does per event: count, build, serialize, link (hash) and write.
     const inline = (): void => {
       metrics.decision(true, 'granted', true, 0.0001);
-      nullSink.write(JSON.stringify(format.build(REQ, OUT, { workload: 'w', tsMs: 0, latencyUs: 100 })) + '\n');
+      log.append((link) => format.serialize(format.build(REQ, OUT, { workload: 'w', tsMs: 0, latencyUs: 100 }, link)));
+      log.write();
     };
     // Warm up both paths.
     for (let i = 0; i < 5; i++) {

@@ -284,3 +284,59 @@ describe('helpers', () => {
     expect(backoff(50, { ...o, random: () => 0.999999 })).toBeLessThanOrEqual(1000);
   });
 });
+
+describe('tracked events (audit before allow)', () => {
+  it('sends the batch holding a tracked event at once and confirms it on 2xx', async () => {
+    const c = new Collector([200]);
+    const t = new FakeTimers();
+    const { s } = sink(c, t, { batchSize: 10 });
+    s.write(ev(1));
+    const d = s.writeTracked(ev(2));
+    await settle();
+    expect(c.posts.map(ids)).toEqual([[1, 2]]); // no flush_interval wait, earlier events included
+    await expect(d).resolves.toBe('confirmed');
+    expect(t.pending()).toEqual([]);
+  });
+
+  it('is rejected with its batch on 4xx, and dropped when the buffer overflows or the sink closes', async () => {
+    const c = new Collector([400]);
+    const t = new FakeTimers();
+    const { s, drops } = sink(c, t, { batchSize: 10 });
+    await expect(s.writeTracked(ev(1))).resolves.toBe('rejected');
+    expect(drops).toEqual([[1, 'rejected']]);
+
+    const hang = new Collector(['hang']);
+    const t2 = new FakeTimers();
+    const { s: s2 } = sink(hang, t2, { batchSize: 2, maxBuffer: 4 });
+    s2.write(ev(1));
+    s2.write(ev(2)); // in flight, hanging
+    const tracked = s2.writeTracked(ev(3));
+    s2.write(ev(4));
+    s2.write(ev(5)); // full: the oldest queued (the tracked one) is dropped
+    await expect(tracked).resolves.toBe('dropped');
+    const later = s2.writeTracked(ev(6));
+    const closing = s2.close(100);
+    await t2.advance(100);
+    await closing;
+    await expect(later).resolves.toBe('dropped');
+    await expect(s2.writeTracked(ev(7))).resolves.toBe('dropped');
+  });
+
+  it('waits behind a batch in flight and its retries, then goes at once; resolves exactly once', async () => {
+    const c = new Collector([503, 200]);
+    const t = new FakeTimers();
+    const { s } = sink(c, t, { batchSize: 2 });
+    s.write(ev(1));
+    s.write(ev(2)); // full batch: posted, answered 503
+    let result: string | undefined;
+    void s.writeTracked(ev(3)).then((d) => (result = d));
+    await settle();
+    expect(c.posts.map(ids)).toEqual([[1, 2]]);
+    expect(t.pending()).toEqual([100]); // back-off is respected (equal jitter, random 0)
+    expect(result).toBeUndefined();
+    await t.advance(100);
+    expect(c.posts.map(ids)).toEqual([[1, 2], [1, 2], [3]]);
+    expect(result).toBe('confirmed');
+    expect(s.delivered()).toBe(3);
+  });
+});

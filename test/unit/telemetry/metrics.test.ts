@@ -294,6 +294,44 @@ describe('replay store (SPEC §9)', () => {
   });
 });
 
+describe('audit trail (SPEC §8)', () => {
+  it('every audit series exists at 0 from start-up, on closed label sets', async () => {
+    const x = m();
+    expect([...(await series(x, 'hopguard_audit_sync_total'))]).toEqual([
+      ['hopguard_audit_sync_total{result="confirmed"}', 0],
+      ['hopguard_audit_sync_total{result="timeout"}', 0],
+      ['hopguard_audit_sync_total{result="rejected"}', 0],
+      ['hopguard_audit_sync_total{result="no_sink"}', 0],
+    ]);
+    expect((await series(x, 'hopguard_audit_checkpoints_total')).get('hopguard_audit_checkpoints_total')).toBe(0);
+    expect((await series(x, 'hopguard_audit_sync_duration_seconds_count')).get('hopguard_audit_sync_duration_seconds_count')).toBe(0);
+    expect([...(await series(x, 'hopguard_audit_signing_key_reloads_total'))].map(([k]) => k)).toEqual([
+      'hopguard_audit_signing_key_reloads_total{result="applied"}',
+      'hopguard_audit_signing_key_reloads_total{result="rejected"}',
+    ]);
+  });
+
+  it('counts sync waits by result with their duration, checkpoints and key reloads', async () => {
+    const x = m();
+    x.auditSync('confirmed', 0.004);
+    x.auditSync('timeout', 1);
+    x.auditSync('no_sink', 0);
+    x.auditSync('bogus' as 'timeout', 0.1); // a bug never mints a series
+    x.auditCheckpoint();
+    x.auditKeyReload('rejected');
+    const sync = await series(x, 'hopguard_audit_sync_total');
+    expect(sync.get('hopguard_audit_sync_total{result="confirmed"}')).toBe(1);
+    expect(sync.get('hopguard_audit_sync_total{result="timeout"}')).toBe(2);
+    expect(sync.get('hopguard_audit_sync_total{result="no_sink"}')).toBe(1);
+    expect(sync.size).toBe(4);
+    const d = await series(x, 'hopguard_audit_sync_duration_seconds_bucket');
+    expect(d.get('hopguard_audit_sync_duration_seconds_bucket{le="0.005"}')).toBe(2);
+    expect(d.get('hopguard_audit_sync_duration_seconds_bucket{le="1"}')).toBe(4);
+    expect((await series(x, 'hopguard_audit_checkpoints_total')).get('hopguard_audit_checkpoints_total')).toBe(1);
+    expect((await series(x, 'hopguard_audit_signing_key_reloads_total')).get('hopguard_audit_signing_key_reloads_total{result="rejected"}')).toBe(1);
+  });
+});
+
 describe('hot-path counting (pending counts, DurationHistogram)', () => {
   /** The exposition of a prom-client Histogram and of ours, fed the same values in order. */
   async function both(values: readonly number[]): Promise<[string, string]> {

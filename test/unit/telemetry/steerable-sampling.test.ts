@@ -13,6 +13,7 @@ import { parseConfig } from '../../../src/config/load.js';
 import { main } from '../../../src/main.js';
 import { hopRequest } from '../../../src/core/request.js';
 import type { Outcome } from '../../../src/core/types.js';
+import { AuditLog } from '../../../src/telemetry/audit-log.js';
 import { DecisionPipeline } from '../../../src/telemetry/events.js';
 import { Logger } from '../../../src/telemetry/log.js';
 import { RequestSampler } from '../../../src/telemetry/sampling.js';
@@ -37,7 +38,8 @@ function unkeyedFnv(s: string): number {
 /** One sidecar's pipeline: the request ids whose allow events it keeps at `rate`. */
 function keptBy(ids: readonly string[], rate: number, sampleKey: string | undefined): Set<string> {
   const sink = new CaptureSink('stdout');
-  const p = new DecisionPipeline({ sinks: [sink], workload: () => WORKLOAD, sampleAllow: () => rate, sampleKey, schedule: () => undefined });
+  const log = new AuditLog({ sinks: [sink], workload: WORKLOAD, version: 't', now: () => 0 });
+  const p = new DecisionPipeline({ log, workload: () => WORKLOAD, sampleAllow: () => rate, sampleKey, schedule: () => undefined });
   for (const id of ids) {
     p.record(
       hopRequest({ method: 'POST', path: '/v1/x', tokenFromHeaders: [], tokenFromHeaderMap: [], caller: CALLER, callerCertificate: undefined, contextExtensions: {}, requestId: id, traceId: '' }),
@@ -47,7 +49,7 @@ function keptBy(ids: readonly string[], rate: number, sampleKey: string | undefi
     );
   }
   p.drain();
-  return new Set(sink.events().map((e) => e['request_id'] as string));
+  return new Set(sink.decisions().map((e) => e['request_id'] as string));
 }
 
 const ids = Array.from({ length: 4000 }, (_, i) => `req-${i}-${(i * 2654435761) % 1000003}`);

@@ -104,6 +104,23 @@ export function grantWitness(r: Grant, a: Grant): string | undefined {
   return undefined;
 }
 
+/**
+ * SPEC §7's rule, by brute force: `r` is covered by `a` when no concrete hop r allows is
+ * outside a (grantWitness) AND every requested path pattern lies inside ONE of a's patterns
+ * ("every requested path pattern contained in one of its path patterns"). The second part
+ * is stricter than the union of a's patterns: a request for every path is refused against
+ * the two patterns "/" and "/ * /**" (spaced here) although together they match every path.
+ * Undefined when covered, else why not.
+ */
+export function specWitness(r: Grant, a: Grant): string | undefined {
+  const hop = grantWitness(r, a);
+  if (hop !== undefined) return hop;
+  for (const p of r.paths ?? []) {
+    if (!(a.paths ?? []).some((q) => pathWitness(p, q) === undefined)) return `path ${p} is in no single pattern of ${JSON.stringify(a.paths ?? [])}`;
+  }
+  return undefined;
+}
+
 // ---- arbitraries ------------------------------------------------------------------------
 
 /** Patterns over a tiny alphabet, invalid ones included (`a*`, a non-final `**`, `//`). */
