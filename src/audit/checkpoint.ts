@@ -10,10 +10,11 @@
  * costs tens of microseconds once per `audit.checkpoint_interval`. Verification (`audit
  * verify`) goes through jose, an independent implementation of the same JWS.
  */
-import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, compactVerify } from 'jose';
 import { BoundedReadError, fileReader } from '../lib/bounded-read.js';
-import { encodeBase64url } from '../token/base64url.js';
+import { jwsAlgorithm, type JwsAlgorithm } from '../token/algorithms.js';
+import { compactJws, encodeJsonHeader, jwsSignature } from '../token/jws-node.js';
 import { isParseFailure, parseCompact } from '../token/jws.js';
 import type { JwkSet } from '../token/jwks.js';
 import { parseStrictJson } from '../token/json.js';
@@ -56,11 +57,7 @@ export class SigningKeyError extends Error {
   }
 }
 
-const PROBE = Buffer.from('hopguard checkpoint key self-test');
-
-function b64json(text: string): string {
-  return Buffer.from(text, 'utf8').toString('base64url');
-}
+const PROBE = 'hopguard checkpoint key self-test';
 
 /**
  * A checkpoint signer from a private JWK (the parsed JSON of `audit.signing_key_file`):
@@ -116,11 +113,13 @@ export async function signerFromJwk(doc: unknown, where = 'the key'): Promise<Ch
   } catch (err) {
     throw new SigningKeyError('invalid_key', `${where} is not a valid ${alg} key: ${err instanceof Error ? err.message : String(err)}`);
   }
+  const algorithm = jwsAlgorithm(alg) as JwsAlgorithm; // ES256 and EdDSA are in the table
   const digest = alg === 'ES256' ? 'sha256' : null;
   let selfTest: boolean;
   try {
-    const sig = sign(digest, PROBE, { key, dsaEncoding: 'ieee-p1363' });
-    selfTest = verify(digest, PROBE, { key: pub, dsaEncoding: 'ieee-p1363' }, sig);
+    // Signed as checkpoints will be (token/jws-node.ts), verified with the JWK's public part.
+    const sig = jwsSignature(algorithm, key, PROBE);
+    selfTest = verify(digest, Buffer.from(PROBE, 'latin1'), { key: pub, dsaEncoding: 'ieee-p1363' }, sig);
   } catch {
     selfTest = false;
   }
@@ -129,14 +128,12 @@ export async function signerFromJwk(doc: unknown, where = 'the key'): Promise<Ch
     typeof jwk['kid'] === 'string' && jwk['kid'] !== ''
       ? jwk['kid']
       : await calculateJwkThumbprint(publicJwkOf(members), 'sha256');
-  const header = b64json(JSON.stringify({ alg, typ: CHECKPOINT_TYP, kid }));
+  const header = encodeJsonHeader({ alg, typ: CHECKPOINT_TYP, kid });
   return {
     kid,
     alg,
     sign(claims: CheckpointClaims): string {
-      const input = header + '.' + b64json(canonicalize(claims));
-      const sig = sign(digest, Buffer.from(input, 'ascii'), { key, dsaEncoding: 'ieee-p1363' });
-      return input + '.' + encodeBase64url(sig);
+      return compactJws(algorithm, key, header, canonicalize(claims));
     },
   };
 }

@@ -157,7 +157,9 @@ export async function startSts(config: StsConfig, opts: StsOptions = {}): Promis
     { policy: stsSelfIssuerPolicy(config), keys: keys.keySource() },
     ...subjectSources.map(({ config: i, source }) => ({ policy: subjectIssuerPolicy(i), keys: source, typs: i.typ })),
   ];
-  const verifier = new TokenVerifier({ issuers: runtimes, maxBytes: config.token.max_bytes });
+  // One verification per exchange, never a cache hit: node:crypto's synchronous check is
+  // cheaper than a WebCrypto job (token/jws-node.ts).
+  const verifier = new TokenVerifier({ issuers: runtimes, maxBytes: config.token.max_bytes, syncSignatures: true });
   const exchanger = new Exchanger({
     policy: toStsPolicy(config),
     verifier,

@@ -9,16 +9,17 @@
  * it is a usable private key: an unreadable directory, an unreadable or invalid file, a
  * public key only, two files with one kid, or no key at all keeps the previous keys.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, KeyObject, randomBytes } from 'node:crypto';
 import type { Dirent } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { CompactSign, importJWK, type CryptoKey, type JWK } from 'jose';
+import { importJWK, type CryptoKey, type JWK } from 'jose';
 import { DELEGATION_TYP as ISSUED_TYP, STS_SIGNING_ALGORITHMS } from '../core/exchange.js';
 import { BoundedReadError, fileReader } from '../lib/bounded-read.js';
 import { PathWatcher } from '../lib/path-watcher.js';
 import { realTimers, type Timers } from '../lib/timers.js';
-import { jwsAlgorithm, keyFitsAlgorithm } from './algorithms.js';
+import { jwsAlgorithm, keyFitsAlgorithm, type JwsAlgorithm } from './algorithms.js';
+import { compactJws, encodeJsonHeader, jwsSignature } from './jws-node.js';
 import { parseStrictJson } from './json.js';
 import { parseJwks, type JwkSet } from './jwks.js';
 import type { KeyLookup, KeySource } from './types.js';
@@ -41,6 +42,11 @@ export interface SigningKey {
   readonly kid: string;
   readonly alg: string;
   readonly privateKey: CryptoKey;
+  /** The same private key for node:crypto's synchronous sign (token/jws-node.ts). */
+  readonly keyObject: KeyObject;
+  readonly algorithm: JwsAlgorithm;
+  /** The encoded protected header every token of this key carries: alg, typ, kid. */
+  readonly encodedHeader: string;
   /** Public members plus `kid`, `alg`, `use: "sig"`: what `/jwks.json` publishes. */
   readonly publicJwk: JWK;
   /** The JWK's `iat` member (seconds) when present (hopguard keygen writes it), else the file's mtime; ms. */
@@ -129,13 +135,12 @@ export async function parsePrivateJwk(bytes: Uint8Array, name: string, mtimeMs: 
   if (privateKey.type !== 'private' || !keyFitsAlgorithm(publicKey, a)) fail(`is not usable with ${String(alg)}`);
   // A file whose public members do not belong to its private key would publish a key that
   // verifies nothing: every token would fail at every sidecar. Prove the pair at load.
-  const probe = randomBytes(16);
-  let sig: Uint8Array;
+  // Signed as tokens will be (node:crypto), verified as sidecars will (WebCrypto).
+  const keyObject = KeyObject.from(privateKey);
   try {
-    const jws = await new CompactSign(probe).setProtectedHeader({ alg: alg as string }).sign(privateKey);
-    sig = Buffer.from(jws.split('.')[2] as string, 'base64url');
-    const input = new TextEncoder().encode(jws.slice(0, jws.lastIndexOf('.')));
-    if (!(await crypto.subtle.verify(a.verify, publicKey, sig, input))) fail('its public members do not match its private key');
+    const input = randomBytes(16).toString('base64url');
+    const sig = jwsSignature(a, keyObject, input);
+    if (!(await crypto.subtle.verify(a.verify, publicKey, sig, Buffer.from(input, 'latin1')))) fail('its public members do not match its private key');
   } catch (e) {
     if (e instanceof KeyDirError) throw e;
     fail('cannot sign');
@@ -146,6 +151,9 @@ export async function parsePrivateJwk(bytes: Uint8Array, name: string, mtimeMs: 
     kid: kid as string,
     alg: alg as string,
     privateKey,
+    keyObject,
+    algorithm: a,
+    encodedHeader: encodeJsonHeader({ alg: alg, typ: DELEGATION_TYP, kid: kid }),
     publicJwk: { ...(pub as JWK), kid: kid as string, alg: alg as string, use: 'sig' },
     createdAtMs,
   };
@@ -377,9 +385,8 @@ export class KeyDirectory {
   async sign(claims: Readonly<Record<string, unknown>>): Promise<{ token: string; kid: string } | undefined> {
     const k = this.active();
     if (k === undefined) return undefined;
-    const token = await new CompactSign(new TextEncoder().encode(JSON.stringify(claims)))
-      .setProtectedHeader({ alg: k.alg, typ: DELEGATION_TYP, kid: k.kid })
-      .sign(k.privateKey);
+    // Synchronous node:crypto signature (token/jws-node.ts says why); the header is the key's.
+    const token = compactJws(k.algorithm, k.keyObject, k.encodedHeader, JSON.stringify(claims));
     return { token, kid: k.kid };
   }
 
