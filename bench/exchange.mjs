@@ -9,8 +9,8 @@
 // Load: C keep-alive mTLS connections from this process (the orders workload's certificate),
 // N requests per run, A/B alternated for --rounds. Prints exchanges/s, p50/p99 latency and
 // server CPU per exchange, with ratios to the baseline; asserts every answer was a 200.
-// Options: --n-exchange=4000 --concurrency=8 --rounds=3 --cpu-prof=DIR (hopguard sts under
-// node --cpu-prof; summarize with node bench/profile.mjs DIR)
+// Options: --n-exchange=4000 --concurrency=8 --rounds=3 --warmup=3000 --cpu-prof=DIR (hopguard sts under
+// node --cpu-prof, the baseline's profile in DIR/baseline; summarize with node bench/profile.mjs DIR)
 import { execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -26,6 +26,9 @@ const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split
 const N = Number(args.get('n-exchange') ?? 4000);
 const C = Number(args.get('concurrency') ?? 8);
 const ROUNDS = Number(args.get('rounds') ?? 3);
+// Unmeasured exchanges per server before the first round: JIT and heap reach their steady
+// state (without it every first round read ~0.1 lower than the later ones, both sides).
+const WARMUP = Number(args.get('warmup') ?? 3000);
 const CPU_PROF = args.get('cpu-prof');
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
@@ -120,7 +123,7 @@ async function startSts() {
 }
 
 async function startBaseline() {
-  const child = spawn(process.execPath, [path.join(ROOT, 'bench/baseline-sts.mjs'), baseCfg], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...(CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF)}/baseline`] : []), path.join(ROOT, 'bench/baseline-sts.mjs'), baseCfg], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise((resolve) => child.stdout.once('data', (d) => resolve(Number(String(d).trim()))));
   return { name: 'baseline', child, port };
 }
@@ -175,6 +178,11 @@ const sts = await startSts();
 const base = await startBaseline();
 const rounds = [];
 try {
+  if (WARMUP > 0) {
+    await run(sts, WARMUP);
+    await run(base, WARMUP);
+    process.stdout.write(`warm-up: ${WARMUP} exchanges each, not measured\n`);
+  }
   for (let r = 0; r < ROUNDS; r++) {
     // Alternate the order so drift in the machine's speed does not favour one side.
     const [first, second] = r % 2 === 0 ? [sts, base] : [base, sts];

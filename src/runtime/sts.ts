@@ -157,9 +157,7 @@ export async function startSts(config: StsConfig, opts: StsOptions = {}): Promis
     { policy: stsSelfIssuerPolicy(config), keys: keys.keySource() },
     ...subjectSources.map(({ config: i, source }) => ({ policy: subjectIssuerPolicy(i), keys: source, typs: i.typ })),
   ];
-  // One verification per exchange, never a cache hit: node:crypto's synchronous check is
-  // cheaper than a WebCrypto job (token/jws-node.ts).
-  const verifier = new TokenVerifier({ issuers: runtimes, maxBytes: config.token.max_bytes, syncSignatures: true });
+  const verifier = new TokenVerifier({ issuers: runtimes, maxBytes: config.token.max_bytes });
   const exchanger = new Exchanger({
     policy: toStsPolicy(config),
     verifier,

@@ -1,14 +1,15 @@
 /**
- * JWS signatures made and checked synchronously with node:crypto (KeyObjects). WebCrypto's
- * subtle.sign/verify cost a thread-pool job, a promise and WebIDL conversions per call —
- * measured for ES256 on the 2-core bench machine: sign 65.7 µs CPU against 28.0 µs for
- * node:crypto, verify 100.1 µs against 56.0 µs. Used where that matters more than keeping
- * the main thread free: the STS's tokens and its subject-token checks (one of each per
- * exchange), and the audit chain's checkpoints (signed before the next event can be
- * linked, so they cannot wait). serve verifies on WebCrypto (token/verifier.ts): a sidecar
- * verifies a token once and answers from its cache, and the pool keeps the event loop free.
+ * JWS signatures made synchronously with node:crypto (a KeyObject), for the issuing side:
+ * the STS's tokens and the audit chain's checkpoints (signed before the next event can be
+ * linked, so they cannot wait for a thread-pool job). For ES256 on the 2-core bench machine
+ * node:crypto's sign costs 28.0 µs CPU against 65.7 µs for WebCrypto's subtle.sign (a job,
+ * a promise and WebIDL conversions per call).
+ *
+ * Verification stays on WebCrypto (token/verifier.ts), in the STS too: a synchronous
+ * verify (56 µs against 100 µs CPU) lowered the exchange bench's throughput from 0.78/0.80×
+ * to 0.67/0.73× of the baseline, because on the pool it runs beside the event loop.
  */
-import { constants, KeyObject, sign as nodeSign, verify as nodeVerify, type webcrypto } from 'node:crypto';
+import { constants, sign as nodeSign, type KeyObject } from 'node:crypto';
 import { encodeBase64url } from './base64url.js';
 import type { JwsAlgorithm } from './algorithms.js';
 
@@ -39,20 +40,6 @@ export function jwsSignature(a: JwsAlgorithm, key: KeyObject, signingInput: stri
       return nodeSign(digest, data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: a.verify.saltLength ?? 32 });
     default: // RSASSA-PKCS1-v1_5, Ed25519
       return nodeSign(digest, data, key);
-  }
-}
-
-/** Whether `signature` is `a`'s signature of `signingInput` by `key` (a WebCrypto public key). */
-export function jwsVerifySync(a: JwsAlgorithm, key: webcrypto.CryptoKey, signingInput: Uint8Array, signature: Uint8Array): boolean {
-  const k = KeyObject.from(key);
-  const digest = digestOf(a);
-  switch (a.keyName) {
-    case 'ECDSA':
-      return nodeVerify(digest, signingInput, { key: k, dsaEncoding: 'ieee-p1363' }, signature);
-    case 'RSA-PSS':
-      return nodeVerify(digest, signingInput, { key: k, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: a.verify.saltLength ?? 32 }, signature);
-    default: // RSASSA-PKCS1-v1_5, Ed25519
-      return nodeVerify(digest, signingInput, k, signature);
   }
 }
 

@@ -7,7 +7,6 @@ import { expectedSignatureBytes, jwsAlgorithm, keyFitsAlgorithm } from './algori
 import { own } from '../core/json.js';
 import { normalizeTyp } from '../core/typ.js';
 import { auditString, isParseFailure, parseCompact } from './jws.js';
-import { jwsVerifySync } from './jws-node.js';
 import { Interner } from './compact.js';
 import type { IssuerRuntime, JwsHeader, KeyLookup, VerifiedToken, VerifyResult } from './types.js';
 
@@ -23,11 +22,6 @@ export interface TokenVerifierOptions {
     /** Told about every cache lookup (metrics). */
     readonly onLookup?: (hit: boolean) => void;
   };
-  /**
-   * Check signatures with node:crypto on the event loop instead of WebCrypto's thread pool
-   * (token/jws-node.ts): the STS, which verifies every subject token once. Default false.
-   */
-  readonly syncSignatures?: boolean;
 }
 
 /**
@@ -83,10 +77,8 @@ export class TokenVerifier {
   private readonly onCacheLookup: ((hit: boolean) => void) | undefined;
   /** The cache's shared, compact payloads (src/token/compact.ts): one table per verifier. */
   private readonly interner = new Interner();
-  private readonly syncSignatures: boolean;
 
   constructor(opts: TokenVerifierOptions) {
-    this.syncSignatures = opts.syncSignatures === true;
     const m = new Map<string, IssuerEntry>();
     for (const runtime of opts.issuers) {
       const p = runtime.policy;
@@ -240,9 +232,7 @@ export class TokenVerifier {
       }
       let valid: boolean;
       try {
-        valid = this.syncSignatures
-          ? jwsVerifySync(algorithm, key, parsed.signingInput, parsed.signature)
-          : await crypto.subtle.verify(algorithm.verify, key, parsed.signature, parsed.signingInput);
+        valid = await crypto.subtle.verify(algorithm.verify, key, parsed.signature, parsed.signingInput);
       } catch {
         valid = false;
       }

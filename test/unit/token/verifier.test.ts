@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { compactVerify, createLocalJWKSet, exportSPKI } from 'jose';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { DENY_STATUS, type DenyReason } from '../../../src/core/reasons.js';
 import { HttpKeySource, StaticKeySource } from '../../../src/token/sources.js';
 import type { IssuerRuntime, KeyLookup, KeySource, VerifyResult } from '../../../src/token/types.js';
@@ -54,13 +54,10 @@ beforeAll(async () => {
   spkiPem = await exportSPKI(keys.es256.publicKey);
 });
 
-/** Which signature backend setup() builds: WebCrypto (serve) or node:crypto (the STS). */
-let syncSignatures = false;
-
 function setup(policy = issuerPolicy(), jwks: unknown = keys.jwks, maxBytes = 8192, source?: KeySource) {
   const spy = new SpySource(source ?? new StaticKeySource(jwks));
   const runtime: IssuerRuntime = { policy, keys: spy };
-  return { spy, verifier: new TokenVerifier({ issuers: [runtime], maxBytes, syncSignatures }) };
+  return { spy, verifier: new TokenVerifier({ issuers: [runtime], maxBytes }) };
 }
 
 function reasonOf(r: VerifyResult): DenyReason | 'ok' {
@@ -363,17 +360,7 @@ const CASES: Case[] = [
   },
 ];
 
-describe.each([
-  ['WebCrypto (serve)', false],
-  ['node:crypto (sts)', true],
-] as const)('TokenVerifier: SPEC §3 token stage, signatures checked by %s', (_backend, sync) => {
-  beforeEach(() => {
-    syncSignatures = sync;
-  });
-  afterEach(() => {
-    syncSignatures = false;
-  });
-
+describe('TokenVerifier: SPEC §3 token stage', () => {
   it('covers every reason the token stage decides (derived from DENY_REASONS)', () => {
     expect(missingRows('verifier', CASES.map((c) => c.reason))).toEqual([]);
   });
