@@ -10,14 +10,20 @@
 // request asserting the expected decision.
 //
 //   redis      — Debian's redis-server on loopback (replay case: the shared replay store)
-// Options: --only=hot,latency,deny,unique,replay,memory,exchange  --rounds=3  --n=30000  --n-latency=4000
-//          --n-unique=20000  --n-memory=100000  --settle=60 (s of idle watched after the
-//          memory load)  --cpu-prof=DIR (hopguard under node --cpu-prof; then
-//          node bench/profile.mjs DIR)
+// Footprint and fixed-rate latency (bench/footprint.mjs): hopguard with a three-issuer
+// file-JWKS config against base-ok; start-up, idle RSS, RSS after load, h2load --rps.
+//
+// Options: --only=hot,latency,deny,unique,replay,memory,exchange,footprint,rate  --rounds=3
+//          --n=30000  --n-latency=4000  --n-unique=20000  --n-memory=100000  --settle=60 (s of
+//          idle watched after the memory load)  --cpu-prof=DIR (hopguard under node
+//          --cpu-prof; then node bench/profile.mjs DIR)
+//          footprint/rate: --rate-seconds=10 (measured per rate run)  --load-seconds=10 (per
+//          rate in the footprint case)  --allocators=glibc,jemalloc (footprint)
+//          --compare=OTHER/dist/main.js (a second hopguard build, e.g. main's, alongside)
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
@@ -26,6 +32,7 @@ import { generateSigningKey, mintToken } from '../dist/token/mint.js';
 import { x5tS256 } from '../dist/core/cert.js';
 import { benchClaims, CALLER, ISSUER, WORKLOAD } from './claims.mjs';
 import { drive } from './driver.mjs';
+import { footprintCase, formatFootprint, formatRate, rateCase, stopServer, writeThreeIssuerConfig } from './footprint.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
@@ -38,6 +45,8 @@ const ONLY = args.get('only')?.split(',');
 // --cpu-prof=DIR: hopguard runs under `node --cpu-prof`; summarize with bench/profile.mjs DIR.
 const CPU_PROF = args.get('cpu-prof');
 const SETTLE_S = Number(args.get('settle') ?? 60);
+// The machine's load when the run starts (the figures are only as quiet as the machine).
+const LOADAVG = loadavg().map((x) => x.toFixed(2)).join(' ');
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
 // The token exchange (hopguard sts) is its own script: HTTPS, no h2load.
@@ -295,11 +304,13 @@ writeFileSync(hotFile, frame(hot));
 const garbageFile = path.join(dir, 'garbage.bin');
 writeFileSync(garbageFile, frame(garbage));
 
-const hg = await startHopguard();
-const ok = await startBaseline('ok');
-const jose = await startBaseline('jose');
 const cases = [];
 const want = (name) => !ONLY || ONLY.includes(name);
+// The throughput cases share one hopguard (JWKS over HTTP) and the two baselines.
+const saturation = ['hot', 'latency', 'deny', 'unique'].some(want);
+const hg = saturation ? await startHopguard() : undefined;
+const ok = saturation ? await startBaseline('ok') : undefined;
+const jose = saturation ? await startBaseline('jose') : undefined;
 const bracket = (server, token, allow) => ({
   server,
   before: () => expectDecision(server, token, allow),
@@ -346,12 +357,7 @@ if (want('unique')) {
 }
 
 /** SIGTERM and wait for the exit (a --cpu-prof profile is written on the way out). */
-const stop = (s) =>
-  new Promise((resolve) => {
-    if (s.child.exitCode !== null) return resolve();
-    s.child.once('exit', resolve);
-    s.child.kill('SIGTERM');
-  });
+const stop = stopServer;
 // Replay protection on every Check, unique tokens (each one a first use, so each one a
 // store write): the shared Redis store on loopback against the in-memory store, same run.
 // The Redis server is Debian's redis-server, started here on a free port.
@@ -419,7 +425,35 @@ async function startRedis() {
   return { name: 'redis', child, port };
 }
 
-await Promise.all([hg, ok, jose, ...(redisServer ? [redisServer] : [])].map(stop));
+await Promise.all([hg, ok, jose, redisServer].filter((s) => s !== undefined).map(stop));
+
+// Footprint and fixed-rate latency: their own fresh servers (bench/footprint.mjs).
+const footprints = [];
+let rate;
+if (want('footprint') || want('rate')) {
+  const fctx = {
+    root: ROOT,
+    dir,
+    die,
+    children,
+    stat,
+    expectDecision,
+    hotToken: hot,
+    hotFile,
+    jemalloc: JEMALLOC,
+    footprintConfig: await writeThreeIssuerConfig(dir, signer.publicJwk),
+  };
+  const servers = [{ name: 'base-ok', kind: 'base-ok' }, { name: 'hopguard', kind: 'hopguard' }];
+  if (args.has('compare')) servers.push({ name: 'hopguard-compare', kind: 'hopguard', main: path.resolve(args.get('compare')) });
+  if (want('footprint')) {
+    const allocators = (args.get('allocators') ?? (JEMALLOC ? 'glibc,jemalloc' : 'glibc')).split(',');
+    for (const allocator of allocators) {
+      if (allocator === 'jemalloc' && JEMALLOC === undefined) die('libjemalloc2 not installed (apt-get install -y libjemalloc2)');
+      footprints.push(await footprintCase(fctx, { allocator, rounds: ROUNDS, loadS: Number(args.get('load-seconds') ?? 10), servers }));
+    }
+  }
+  if (want('rate')) rate = await rateCase(fctx, { rounds: ROUNDS, seconds: Number(args.get('rate-seconds') ?? 10), servers });
+}
 
 // The memory case runs once per allocator: glibc's malloc (plain `node dist/main.js`) and,
 // when Debian's libjemalloc2 is installed, jemalloc as the Docker image preloads it.
@@ -476,24 +510,26 @@ jwksServer.close();
 const fmt = (x, d = 0) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(d));
 const lines = [];
 lines.push(`machine: ${cpus().length}× ${cpus()[0]?.model ?? '?'}, node ${process.version}, ${new Date().toISOString()}`);
-lines.push(`rounds: ${ROUNDS} alternating A/B (median), JWKS fetches during the run: ${jwksHits}`);
-lines.push('');
-lines.push('Ratios are medians of per-round ratios (each round runs the baseline and hopguard back to back).');
-lines.push('');
-lines.push('| case | server | req/s | p50 µs | p99 µs | CPU µs/req | RSS MB | req/s ratio | p99 ratio |');
-lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|');
-for (const c of cases) {
-  for (const p of c.pairs) {
-    lines.push(
-      `| ${c.name} | ${p.server} | ${fmt(p.rps)} | ${fmt(p.p50)} | ${fmt(p.p99)} | ${fmt(p.cpuUsPerReq, 1)} | ${fmt(p.rssMb)} | ${fmt(p.rpsRatio, 2)} | ${fmt(p.p99Ratio, 2)} |`,
-    );
+lines.push(`rounds: ${ROUNDS} alternating A/B (median), JWKS fetches during the run: ${jwksHits}, load average at the start: ${LOADAVG}`);
+if (cases.length > 0) {
+  lines.push('');
+  lines.push('Ratios are medians of per-round ratios (each round runs the baseline and hopguard back to back).');
+  lines.push('');
+  lines.push('| case | server | req/s | p50 µs | p99 µs | CPU µs/req | RSS MB | req/s ratio | p99 ratio |');
+  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const c of cases) {
+    for (const p of c.pairs) {
+      lines.push(
+        `| ${c.name} | ${p.server} | ${fmt(p.rps)} | ${fmt(p.p50)} | ${fmt(p.p99)} | ${fmt(p.cpuUsPerReq, 1)} | ${fmt(p.rssMb)} | ${fmt(p.rpsRatio, 2)} | ${fmt(p.p99Ratio, 2)} |`,
+      );
+    }
   }
-}
-lines.push('');
-for (const c of cases) {
-  const hg = c.pairs[c.pairs.length - 1];
-  lines.push(`per-round req/s ratios, ${c.name}: ${hg.rpsRatios.map((r) => fmt(r, 2)).join(' ')}`);
-  if (process.env.BENCH_VERBOSE) for (const p of c.pairs) lines.push(`  ${p.server} req/s: ${p.rpsList.map((r) => fmt(r)).join(' ')}; CPU us/req: ${p.cpuList.map((r) => fmt(r)).join(' ')}`);
+  lines.push('');
+  for (const c of cases) {
+    const hg = c.pairs[c.pairs.length - 1];
+    lines.push(`per-round req/s ratios, ${c.name}: ${hg.rpsRatios.map((r) => fmt(r, 2)).join(' ')}`);
+    if (process.env.BENCH_VERBOSE) for (const p of c.pairs) lines.push(`  ${p.server} req/s: ${p.rpsList.map((r) => fmt(r)).join(' ')}; CPU us/req: ${p.cpuList.map((r) => fmt(r)).join(' ')}`);
+  }
 }
 for (const c of cases) {
   if (c.redisCpuUsPerReq === undefined) continue;
@@ -504,6 +540,8 @@ for (const c of cases) {
       `(req/s ratio ${fmt(r.rpsRatio, 2)}); hopguard CPU ${fmt(r.cpuUsPerReq, 1)} vs ${fmt(m.cpuUsPerReq, 1)} µs/req, plus redis-server ${fmt(c.redisCpuUsPerReq, 1)} µs/req`,
   );
 }
+for (const f of footprints) lines.push('', ...formatFootprint(f));
+if (rate !== undefined) lines.push('', ...formatRate(rate));
 for (const m of memory) {
   lines.push('');
   lines.push(
