@@ -83,8 +83,9 @@ export class DecodeError extends Error {
     readonly code: DecodeErrorCode,
     /** Byte offset in the message where decoding stopped. */
     readonly offset: number,
+    message = 'CheckRequest',
   ) {
-    super(`CheckRequest ${code} at byte ${offset}: ${EXPLAIN[code]}`);
+    super(`${message} ${code} at byte ${offset}: ${EXPLAIN[code]}`);
   }
 }
 
@@ -148,6 +149,32 @@ function decode(input: Uint8Array): CheckRequestMsg {
   } finally {
     buf = EMPTY; // do not keep the last request's bytes alive
     entryKey = entryValue = '';
+  }
+}
+
+/**
+ * The string in field 1 of a message whose other fields hopguard does not read
+ * (grpc.health.v1.HealthCheckRequest.service): undefined when absent, the last occurrence
+ * when repeated (protobuf's rule), every other field skipped. Same wire rules and errors as
+ * the CheckRequest decoder, the error naming `message`.
+ */
+export function decodeStringField1(input: Uint8Array, message: string): string | undefined {
+  buf = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  pos = 0;
+  keep = undefined;
+  try {
+    let value: string | undefined;
+    const end = buf.length;
+    while (pos < end) {
+      const tag = readTag(end);
+      if (tag >>> 3 === 1) value = string(tag, end);
+      else skipField(tag, end, 0);
+    }
+    return value;
+  } catch (e) {
+    throw e instanceof DecodeError ? new DecodeError(e.code, e.offset, message) : e;
+  } finally {
+    buf = EMPTY;
   }
 }
 

@@ -1,10 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
-import {
-  AUTHORIZATION_SERVICE_NAME,
-  type HealthCheckRequestMsg,
-  type HealthCheckResponseMsg,
-  type ServingStatusName,
-} from './proto.js';
+import type { HealthCheckRequestMsg, HealthCheckResponseMsg, ServingStatusName } from './proto.js';
+import { AUTHORIZATION_SERVICE_NAME } from './service-names.js';
 
 /**
  * Serving state behind grpc.health.v1 (Envoy's cluster health check). One flag covers

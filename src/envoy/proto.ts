@@ -1,6 +1,14 @@
 import { fileURLToPath } from 'node:url';
 import type * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { AUTHORIZATION_SERVICE_NAME, HEALTH_SERVICE_NAME } from './service-names.js';
+
+/**
+ * proto-loader's definitions of the services hopguard serves, for clients: `hopguard call`,
+ * tests and the bench. The server itself serves src/envoy/services.ts' definitions, built on
+ * the lean codecs, and never loads this module (it parses the .proto files on import).
+ * The message shapes below are shared by both (types only).
+ */
 
 /**
  * The repo's proto/ directory. This module lives in src/envoy/ (tests, tsx) or
@@ -8,9 +16,6 @@ import * as protoLoader from '@grpc/proto-loader';
  * package.json ships proto/ next to dist/.
  */
 export const PROTO_DIR: string = fileURLToPath(new URL('../../proto/', import.meta.url));
-
-export const AUTHORIZATION_SERVICE_NAME = 'envoy.service.auth.v3.Authorization';
-const HEALTH_SERVICE_NAME = 'grpc.health.v1.Health';
 
 /**
  * Decoded-object options. keepCase: field names as in the .proto (snake_case);

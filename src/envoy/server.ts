@@ -5,12 +5,9 @@ import type { HopRequest, Outcome } from '../core/types.js';
 import { decodeCheckRequest, decodeCheckRequestFor } from './decode.js';
 import { encodeCheckResponse } from './encode.js';
 import { createHealthService, type HealthState } from './health.js';
-import {
-  authorizationServiceDefinition,
-  healthServiceDefinition,
-  type CheckRequestMsg,
-  type CheckResponseMsg,
-} from './proto.js';
+import type { CheckRequestMsg, CheckResponseMsg } from './proto.js';
+import { AUTHORIZATION_SERVICE_NAME } from './service-names.js';
+import { healthServiceDefinition, serverMethod } from './services.js';
 import { capRequestId, headerCount, HeaderFilters, keptHeadersOf, toHopRequest } from './request.js';
 import { internalErrorResponse, toCheckResponse } from './response.js';
 
@@ -57,8 +54,8 @@ export interface GrpcServerHandle {
 }
 
 /**
- * The Authorization service as the server serves it: proto-loader's definition with Check's
- * codecs swapped for the lean ones. The decoder (src/envoy/decode.ts) reads only the fields
+ * The Authorization service as the server serves it, on the lean codecs (src/envoy/services.ts:
+ * no .proto is parsed at run time). The decoder (src/envoy/decode.ts) reads only the fields
  * hopguard uses and, of `http.headers`, only the names it reads, following `tokenHeaders()`
  * across config reloads (the filter is rebuilt when the list changes); a malformed message
  * throws, which grpc-js answers with INTERNAL without calling the handler. The encoder
@@ -69,8 +66,6 @@ export function checkServiceDefinition(
   tokenHeaders: () => readonly string[],
   filters: HeaderFilters = new HeaderFilters(),
 ): grpc.ServiceDefinition {
-  const check = authorizationServiceDefinition['Check'];
-  if (check === undefined) throw new Error('proto: Authorization.Check not found');
   const requestDeserialize = (b: Buffer): CheckRequestMsg => {
     let current: readonly string[];
     try {
@@ -83,10 +78,7 @@ export function checkServiceDefinition(
     // The message carries its filter: the handler reads the token headers through it.
     return decodeCheckRequestFor(b, filters.for(current));
   };
-  return {
-    ...authorizationServiceDefinition,
-    Check: { ...check, requestDeserialize, responseSerialize: encodeCheckResponse },
-  };
+  return { Check: serverMethod(AUTHORIZATION_SERVICE_NAME, 'Check', requestDeserialize, encodeCheckResponse) };
 }
 
 /** The outcome reported for a Check that faulted: enforced even in dry-run (fail closed). */
