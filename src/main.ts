@@ -2,28 +2,60 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { processIo, UsageError, type Io } from './cli/flags.js';
-import { auditCommand, AUDIT_USAGE } from './cli/audit.js';
-import { callCommand, CALL_USAGE } from './cli/call.js';
-import { checkCommand, CHECK_USAGE } from './cli/check.js';
-import { devCommand, DEV_USAGE } from './cli/dev.js';
-import { exchangeCommand, EXCHANGE_USAGE } from './cli/exchange.js';
-import { keygenCommand, KEYGEN_USAGE, mintCommand, MINT_USAGE } from './cli/mint.js';
-import { serveCommand, SERVE_USAGE } from './cli/serve.js';
-import { stsCommand, STS_USAGE } from './cli/sts.js';
-import { validateCommand, VALIDATE_USAGE } from './cli/validate.js';
 import { VERSION } from './version.js';
 
-const COMMANDS: Record<string, { run: (argv: string[], io: Io) => Promise<number>; usage: string; about: string }> = {
-  serve: { run: serveCommand, usage: SERVE_USAGE, about: 'run the ext_authz server' },
-  sts: { run: stsCommand, usage: STS_USAGE, about: 'run the token exchange that issues delegation tokens' },
-  dev: { run: devCommand, usage: DEV_USAGE, about: 'zero-config local server with an ephemeral issuer' },
-  validate: { run: validateCommand, usage: VALIDATE_USAGE, about: 'check a config file and exit' },
-  check: { run: checkCommand, usage: CHECK_USAGE, about: 'explain the decision for one request, offline' },
-  mint: { run: mintCommand, usage: MINT_USAGE, about: 'sign a delegation token' },
-  keygen: { run: keygenCommand, usage: KEYGEN_USAGE, about: 'create a signing key and its JWKS' },
-  call: { run: callCommand, usage: CALL_USAGE, about: 'send one CheckRequest to a running server' },
-  exchange: { run: exchangeCommand, usage: EXCHANGE_USAGE, about: 'exchange a token at a running hopguard sts' },
-  audit: { run: auditCommand, usage: AUDIT_USAGE, about: 'verify audit event files: hash chains and signed checkpoints' },
+interface Command {
+  readonly run: (argv: string[], io: Io) => Promise<number>;
+  readonly usage: string;
+}
+
+/**
+ * The command table. A command's module is imported only when that command runs, so each
+ * command loads only its own graph: `serve`, the sidecar in every pod, never loads what only
+ * the other commands need (the STS and its signing, `mint`/`dev`, proto-loader's client in
+ * `call`, the audit verifier, …). Measured in bench/RESULTS.md (Footprint and rate, issue 17).
+ */
+const COMMANDS: Record<string, { readonly about: string; readonly load: () => Promise<Command> }> = {
+  serve: {
+    about: 'run the ext_authz server',
+    load: () => import('./cli/serve.js').then((m) => ({ run: m.serveCommand, usage: m.SERVE_USAGE })),
+  },
+  sts: {
+    about: 'run the token exchange that issues delegation tokens',
+    load: () => import('./cli/sts.js').then((m) => ({ run: m.stsCommand, usage: m.STS_USAGE })),
+  },
+  dev: {
+    about: 'zero-config local server with an ephemeral issuer',
+    load: () => import('./cli/dev.js').then((m) => ({ run: m.devCommand, usage: m.DEV_USAGE })),
+  },
+  validate: {
+    about: 'check a config file and exit',
+    load: () => import('./cli/validate.js').then((m) => ({ run: m.validateCommand, usage: m.VALIDATE_USAGE })),
+  },
+  check: {
+    about: 'explain the decision for one request, offline',
+    load: () => import('./cli/check.js').then((m) => ({ run: m.checkCommand, usage: m.CHECK_USAGE })),
+  },
+  mint: {
+    about: 'sign a delegation token',
+    load: () => import('./cli/mint.js').then((m) => ({ run: m.mintCommand, usage: m.MINT_USAGE })),
+  },
+  keygen: {
+    about: 'create a signing key and its JWKS',
+    load: () => import('./cli/mint.js').then((m) => ({ run: m.keygenCommand, usage: m.KEYGEN_USAGE })),
+  },
+  call: {
+    about: 'send one CheckRequest to a running server',
+    load: () => import('./cli/call.js').then((m) => ({ run: m.callCommand, usage: m.CALL_USAGE })),
+  },
+  exchange: {
+    about: 'exchange a token at a running hopguard sts',
+    load: () => import('./cli/exchange.js').then((m) => ({ run: m.exchangeCommand, usage: m.EXCHANGE_USAGE })),
+  },
+  audit: {
+    about: 'verify audit event files: hash chains and signed checkpoints',
+    load: () => import('./cli/audit.js').then((m) => ({ run: m.auditCommand, usage: m.AUDIT_USAGE })),
+  },
 };
 
 function help(): string {
@@ -48,11 +80,12 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     io.out(VERSION + '\n');
     return 0;
   }
-  const cmd = COMMANDS[name];
-  if (!cmd) {
+  const entry = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (entry === undefined) {
     io.err(`hopguard: unknown command ${JSON.stringify(name)}\n\n${help()}\n`);
     return 2;
   }
+  const cmd = await entry.load();
   if (rest.includes('--help') || rest.includes('-h')) {
     io.out(`usage: ${cmd.usage}\n`);
     return 0;

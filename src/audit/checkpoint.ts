@@ -11,7 +11,10 @@
  * verify`) goes through jose, an independent implementation of the same JWS.
  */
 import { createPrivateKey, createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { calculateJwkThumbprint, compactVerify } from 'jose';
+// jose's entry points one by one: its package root loads every JWS/JWE/JWT module (~45),
+// which `serve` (it loads this module for the signing key) would carry for nothing.
+import { calculateJwkThumbprint } from 'jose/jwk/thumbprint';
+import { compactVerify } from 'jose/jws/compact/verify';
 import { BoundedReadError, fileReader } from '../lib/bounded-read.js';
 import { jwsAlgorithm, type JwsAlgorithm } from '../token/algorithms.js';
 import { compactJws, encodeJsonHeader, jwsSignature } from '../token/jws-node.js';

@@ -1,4 +1,6 @@
-import { importJWK, type CryptoKey, type JWK } from 'jose';
+import type { CryptoKey, JWK } from 'jose';
+// The key-import entry point only: the package root loads every JWS/JWE/JWT module (~45).
+import { importJWK } from 'jose/key/import';
 import { isPlainObject } from '../core/json.js';
 import { jwsAlgorithm, keyFitsAlgorithm } from './algorithms.js';
 import { parseStrictJson } from './json.js';

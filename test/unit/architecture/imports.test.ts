@@ -173,6 +173,66 @@ describe('the import graph of src/', () => {
   });
 });
 
+/**
+ * What a module loads when it is evaluated: static imports that are not type-only (a
+ * dynamic import() loads only when it runs). Relative ones as src-relative files.
+ */
+function loadTimeImports(file: string): { readonly files: string[]; readonly packages: string[] } {
+  const sf = ts.createSourceFile(file, readFileSync(path.join(SRC, file), 'utf8'), ts.ScriptTarget.Latest);
+  const files: string[] = [];
+  const packages: string[] = [];
+  for (const st of sf.statements) {
+    let spec: string | undefined;
+    if (ts.isImportDeclaration(st) && !st.importClause?.isTypeOnly) {
+      const named = st.importClause?.namedBindings;
+      const onlyTypes =
+        st.importClause !== undefined &&
+        st.importClause.name === undefined &&
+        named !== undefined &&
+        ts.isNamedImports(named) &&
+        named.elements.length > 0 &&
+        named.elements.every((e) => e.isTypeOnly);
+      if (!onlyTypes) spec = (st.moduleSpecifier as ts.StringLiteral).text;
+    } else if (ts.isExportDeclaration(st) && !st.isTypeOnly && st.moduleSpecifier !== undefined) {
+      spec = (st.moduleSpecifier as ts.StringLiteral).text;
+    }
+    if (spec === undefined) continue;
+    if (spec.startsWith('.')) files.push(path.posix.normalize(path.posix.join(path.posix.dirname(file), spec)).replace(/\.js$/, '.ts'));
+    else packages.push(spec);
+  }
+  return { files, packages };
+}
+
+/** Every package the given entry module loads at evaluation, and the files that load each. */
+function packagesLoadedBy(entry: string): Map<string, string[]> {
+  const seen = new Set<string>();
+  const out = new Map<string, string[]>();
+  const visit = (file: string): void => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const { files, packages } = loadTimeImports(file);
+    for (const p of packages) out.set(p, [...(out.get(p) ?? []), file]);
+    files.forEach(visit);
+  };
+  visit(entry);
+  return out;
+}
+
+// The sidecar's footprint (issue 17, bench/RESULTS.md "Footprint and rate"): what `serve`
+// loads stays in every pod. Client-side and CLI-only code is loaded by the commands that use it.
+describe('what `serve` loads', () => {
+  it('main.ts loads no command until it runs (each command imports its own graph)', () => {
+    expect(loadTimeImports('main.ts').files.sort()).toEqual(['cli/flags.ts', 'version.ts']);
+  });
+
+  it('serve parses no .proto (the server runs on the lean codecs) and loads jose by entry point only', () => {
+    const loaded = packagesLoadedBy('cli/serve.ts');
+    const offending = ['@grpc/proto-loader', 'protobufjs', 'jose'].filter((p) => loaded.has(p)).map((p) => `${p} ← ${loaded.get(p)!.join(', ')}`);
+    expect(offending).toEqual([]);
+    expect(loaded.has('@grpc/grpc-js')).toBe(true); // the walk does see packages
+  });
+});
+
 describe('the checks themselves', () => {
   it('read type-only imports, re-exports and dynamic imports', () => {
     const text = [
