@@ -193,6 +193,8 @@ export class CommonMetrics {
   private issuerSet: ReadonlySet<string>;
   private readonly bufferedProbes = new Map<EventSinkName, () => number>();
 
+  private readonly readHooks: (() => void)[] = [];
+
   constructor(opts: MetricsOptions) {
     const registry = new Registry();
     this.registry = registry;
@@ -307,8 +309,24 @@ export class CommonMetrics {
     this.staleDeadlineIssuers = remote;
   }
 
+  /**
+   * Runs before every read of the registry (scrape, tests). The decision pipeline drains its
+   * pending batch here, so a scrape counts every Check answered before it even though events
+   * and their metrics are processed a few milliseconds later (src/telemetry/events.ts).
+   */
+  beforeRead(fn: () => void): void {
+    this.readHooks.push(fn);
+  }
+
   /** Prometheus text exposition of everything in this registry. */
   metrics(): Promise<string> {
+    for (const fn of this.readHooks) {
+      try {
+        fn();
+      } catch {
+        // a broken hook must not break the scrape
+      }
+    }
     return this.registry.metrics();
   }
 

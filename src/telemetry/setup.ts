@@ -13,7 +13,7 @@ import { DecisionPipeline, type EventSink } from './events.js';
 import { HttpSink } from './http-sink.js';
 import type { Logger } from './log.js';
 import { Metrics, type CommonMetrics } from './metrics.js';
-import { StdoutSink } from './stdout-sink.js';
+import { STDOUT_WRITE_DELAY_MS, StdoutSink } from './stdout-sink.js';
 
 /** Builds the sinks `events.sinks` asks for, each reporting drops to `metrics`. */
 export function sinksFromConfig(config: Pick<HopguardConfig, 'events'>, metrics: CommonMetrics, logger: Logger): EventSink[] {
@@ -21,6 +21,7 @@ export function sinksFromConfig(config: Pick<HopguardConfig, 'events'>, metrics:
   for (const name of config.events.sinks) {
     if (name === 'stdout') {
       const s = new StdoutSink({
+        writeDelayMs: STDOUT_WRITE_DELAY_MS,
         onDrop: (n) => metrics.eventsDropped('stdout', n),
         onError: (err) => logger.error('stdout event sink failed; events are dropped and counted from now on', { err }),
       });
@@ -153,6 +154,8 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
     metrics,
     onError,
   });
+  // A scrape counts every Check answered before it, batched events included.
+  metrics.beforeRead(() => pipeline.drain());
   return { metrics, sinks, log, pipeline };
 }
 

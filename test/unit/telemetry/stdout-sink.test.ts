@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { StdoutSink, type BoomLike } from '../../../src/telemetry/stdout-sink.js';
+import { STDOUT_WRITE_BATCH, STDOUT_WRITE_DELAY_MS, StdoutSink, type BoomLike } from '../../../src/telemetry/stdout-sink.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -26,6 +26,29 @@ describe('StdoutSink (sonic-boom)', () => {
     expect(lines.map((l) => (JSON.parse(l) as { i: number }).i)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
     expect(s.dropped()).toBe(0);
     expect(s.accepted()).toBe(1000);
+  });
+
+  it('writeDelayMs: lines are held and handed over in one write when the timer fires, at once when STDOUT_WRITE_BATCH are held, and by flush', async () => {
+    const writes: string[] = [];
+    const fake: BoomLike = { write: (d) => (writes.push(d), true), flush: (cb) => cb?.(), on: () => fake };
+    const fired: (() => void)[] = [];
+    const delays: number[] = [];
+    const timers = { setTimeout: (fn: () => void, ms: number) => (fired.push(fn), delays.push(ms)), clearTimeout: () => undefined };
+    const s = new StdoutSink({ boom: fake, writeDelayMs: STDOUT_WRITE_DELAY_MS, timers });
+    s.write(line(0));
+    s.writeMany([line(1), line(2)]);
+    expect(writes).toEqual([]);
+    expect(delays).toEqual([STDOUT_WRITE_DELAY_MS]); // one timer for what is held
+    fired.shift()!();
+    expect(writes).toEqual([line(0) + line(1) + line(2)]);
+    expect(s.accepted()).toBe(3);
+    s.writeMany(Array.from({ length: STDOUT_WRITE_BATCH }, (_, i) => line(10 + i)));
+    expect(writes).toHaveLength(2); // a full batch goes at once
+    expect(s.accepted()).toBe(3 + STDOUT_WRITE_BATCH);
+    s.write(line(99));
+    await s.flush(100);
+    expect(writes.at(-1)).toBe(line(99));
+    expect(s.accepted()).toBe(4 + STDOUT_WRITE_BATCH);
   });
 
   it('bounds its buffer: past max bytes each event is dropped, counted and reported', async () => {
