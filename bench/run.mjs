@@ -19,7 +19,7 @@
 //          --cpu-prof; then node bench/profile.mjs DIR)
 //          footprint/rate: --rate-seconds=10 (measured per rate run)  --load-seconds=10 (per
 //          rate in the footprint case)  --allocators=glibc,jemalloc (footprint)
-//          --compare=OTHER/dist/main.js (a second hopguard build, e.g. main's, alongside)
+//          --compare=OTHER/dist/main.js[,…] (more hopguard builds alongside, e.g. main's)
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -444,7 +444,12 @@ if (want('footprint') || want('rate')) {
     footprintConfig: await writeThreeIssuerConfig(dir, signer.publicJwk),
   };
   const servers = [{ name: 'base-ok', kind: 'base-ok' }, { name: 'hopguard', kind: 'hopguard' }];
-  if (args.has('compare')) servers.push({ name: 'hopguard-compare', kind: 'hopguard', main: path.resolve(args.get('compare')) });
+  // --compare=A/dist/main.js,B/dist/main.js: more hopguard builds, each named by its directory.
+  if (args.has('compare')) {
+    for (const main of args.get('compare').split(',')) {
+      servers.push({ name: `hopguard@${path.basename(path.resolve(main, '../..'))}`, kind: 'hopguard', main: path.resolve(main) });
+    }
+  }
   if (want('footprint')) {
     const allocators = (args.get('allocators') ?? (JEMALLOC ? 'glibc,jemalloc' : 'glibc')).split(',');
     for (const allocator of allocators) {
