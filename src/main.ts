@@ -25,7 +25,7 @@ const COMMANDS: Record<string, { readonly about: string; readonly load: () => Pr
     load: () => import('./cli/sts.js').then((m) => ({ run: m.stsCommand, usage: m.STS_USAGE })),
   },
   dev: {
-    about: 'zero-config local server with an ephemeral issuer',
+    about: 'zero-config local run: a local STS, two sidecars and a two-hop walk-through',
     load: () => import('./cli/dev.js').then((m) => ({ run: m.devCommand, usage: m.DEV_USAGE })),
   },
   validate: {
