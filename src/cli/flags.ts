@@ -1,6 +1,11 @@
-/** Flag parsing and output helpers shared by every command (commands never import each other). */
+/** Flag parsing, output and run helpers shared by every command (commands never import each other). */
 import { readFile } from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigIssuesError, formatIssues } from '../config/issues.js';
+import type { ParsedConfig } from '../config/load.js';
+import type { LogLevel } from '../config/types.js';
+import { exitAfterStop } from '../runtime/signals.js';
+import { Logger } from '../telemetry/log.js';
 
 /** A usage mistake: printed with the command's usage text, exit code 2. */
 export class UsageError extends Error {
@@ -50,4 +55,32 @@ export async function readTokenArg(arg: string): Promise<string> {
   }
   if (arg.startsWith('@')) return (await readFile(arg.slice(1), 'utf8')).trim();
   return arg;
+}
+
+/**
+ * A long-running command (`serve`, `sts`): load its config file (an invalid one names the
+ * key, exit 2), run until a signal stops it (a config error found while starting — a
+ * checkpoint key that does not load — also names the key, exit 2), then end the process.
+ */
+export async function runServerCommand<C extends { readonly log: { readonly level: LogLevel } }>(
+  file: string,
+  io: Io,
+  load: (file: string, env: Readonly<Record<string, string | undefined>>) => Promise<ParsedConfig<C>>,
+  run: (config: C, logger: Logger) => Promise<void>,
+): Promise<number> {
+  const loaded = await load(file, process.env);
+  if (!loaded.ok) {
+    io.err(formatIssues(loaded.errors, file) + '\n');
+    return 2;
+  }
+  const logger = new Logger(loaded.config.log.level);
+  try {
+    await run(loaded.config, logger);
+  } catch (err) {
+    if (!(err instanceof ConfigIssuesError)) throw err;
+    io.err(formatIssues(err.issues, file) + '\n');
+    return 2;
+  }
+  exitAfterStop(logger);
+  return 0;
 }

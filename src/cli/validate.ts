@@ -1,6 +1,6 @@
-import { loadSigningKey } from '../audit/checkpoint.js';
 import { formatIssues } from '../config/issues.js';
 import { loadConfigFile, loadStsConfigFile } from '../config/load.js';
+import { checkSigningKeyFile } from '../runtime/audit.js';
 import { checkJwksFiles } from '../runtime/keys.js';
 import { checkStsFiles } from '../runtime/sts.js';
 import { samplingWarning } from '../telemetry/setup.js';
@@ -24,14 +24,10 @@ export async function validateCommand(argv: string[], io: Io): Promise<number> {
     io.err(formatIssues(loaded.errors, file) + '\n');
     return 1;
   }
-  const problems = await checkJwksFiles(loaded.config.issuers, 'issuers');
-  const keyFile = loaded.config.audit.signing_key_file;
-  if (keyFile !== undefined) {
-    // As serve loads it: a private ES256/EdDSA JWK whose private part matches its public part.
-    await loadSigningKey(keyFile).catch((err: unknown) =>
-      problems.push({ key: 'audit.signing_key_file', message: err instanceof Error ? err.message : String(err) }),
-    );
-  }
+  const problems = [
+    ...(await checkJwksFiles(loaded.config.issuers, 'issuers')),
+    ...(await checkSigningKeyFile(loaded.config.audit.signing_key_file)),
+  ];
   if (problems.length > 0) {
     io.err(formatIssues(problems, file) + '\n');
     return 1;

@@ -5,6 +5,7 @@
  * `jwks_file`: a valid new version signs the next checkpoint, an invalid one is rejected
  * (logged, counted) and the previous key keeps signing.
  */
+import { loadSigningKey } from '../audit/checkpoint.js';
 import { SigningKeyFile, type KeyReload } from '../audit/key-file.js';
 import { ConfigIssuesError } from '../config/issues.js';
 import type { AuditChainConfig } from '../config/types.js';
@@ -51,4 +52,19 @@ export async function openSigningKey(config: { readonly audit: AuditChainConfig 
   }
   key.watch();
   return key;
+}
+
+/**
+ * What `validate` (and `validate --sts`) says of `audit.signing_key_file` offline: the key
+ * loads as start-up loads it — a private ES256/EdDSA JWK whose private part matches its
+ * public part — or one problem naming the key.
+ */
+export async function checkSigningKeyFile(file: string | undefined): Promise<{ key: string; message: string }[]> {
+  if (file === undefined) return [];
+  try {
+    await loadSigningKey(file);
+    return [];
+  } catch (err) {
+    return [{ key: SIGNING_KEY_KEY, message: err instanceof Error ? err.message : String(err) }];
+  }
 }

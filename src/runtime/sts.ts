@@ -4,7 +4,6 @@
  * from a validated config and handed to one ServerLifecycle, which owns their stop (drain,
  * grace, shutdown) as it does serve's.
  */
-import { loadSigningKey } from '../audit/checkpoint.js';
 import { fileReader } from '../lib/bounded-read.js';
 import path from 'node:path';
 
@@ -13,12 +12,11 @@ import type { StsConfig } from '../config/types.js';
 import { PathWatcher } from '../lib/path-watcher.js';
 import type { Timers } from '../lib/timers.js';
 import { HealthState } from '../envoy/health.js';
-import { AuditLog } from '../telemetry/audit-log.js';
 import { buildExchangeEvent, ExchangeEvents, StsMetrics } from '../telemetry/exchange.js';
 import type { EventSink } from '../telemetry/sink.js';
 import { Logger } from '../telemetry/log.js';
 import { Readiness } from '../telemetry/readiness.js';
-import { keyRefreshObserver, sinksFromConfig } from '../telemetry/setup.js';
+import { createAuditLog, eventFaultLogger, keyRefreshObserver, sinksFromConfig } from '../telemetry/setup.js';
 import { KeyDirectory } from '../token/signing-keys.js';
 import type { IssuerRuntime, KeySource } from '../token/types.js';
 import { TokenVerifier } from '../token/verifier.js';
@@ -28,7 +26,7 @@ import { systemClock, type Clock } from './clock.js';
 import { Exchanger } from './exchanger.js';
 import { checkJwksFiles, keySourceFor } from './keys.js';
 import { ServerLifecycle } from './lifecycle.js';
-import { openSigningKey } from './audit.js';
+import { checkSigningKeyFile, openSigningKey } from './audit.js';
 import { runUntilSignal } from './signals.js';
 import { openAdmin } from './admin.js';
 
@@ -128,23 +126,18 @@ export async function startSts(config: StsConfig, opts: StsOptions = {}): Promis
   // start-up naming audit.signing_key_file (ConfigIssuesError), as in serve.
   const auditKey = await openSigningKey(config, { logger, metrics: m, timers: opts.timers });
   const sinks = opts.sinks ?? sinksFromConfig(config, m, logger);
-  let eventFaults = 0;
   // Exchange events are links of the process's audit chain (SPEC §8), as serve's decisions.
-  const log = new AuditLog({
+  const log = createAuditLog({
     sinks,
     workload: config.issuer,
-    version: VERSION,
     now: clock.now,
-    ...(auditKey !== undefined ? { signer: () => auditKey.current() } : {}),
+    signer: auditKey === undefined ? undefined : () => auditKey.current(),
     checkpointIntervalMs: config.audit.checkpoint_interval,
-    ...(opts.timers !== undefined ? { timers: opts.timers } : {}),
-    onCheckpoint: () => m.auditCheckpoint(),
-    onError: (err) => {
-      eventFaults++;
-      if (eventFaults === 1 || eventFaults % 1000 === 0) logger.error('exchange event fault', { err, faults: eventFaults });
-    },
+    timers: opts.timers,
+    metrics: m,
+    onError: eventFaultLogger(logger, 'exchange event fault'),
+    startNow: opts.chainStartsAtFirstEvent !== true,
   });
-  if (opts.chainStartsAtFirstEvent !== true) log.start();
   const events = new ExchangeEvents(log);
 
   // ---- the token stage: our own keys (hop) and each subject issuer's (edge) -----------
@@ -345,10 +338,6 @@ export async function checkStsFiles(
     }
   }
   problems.push(...(await checkJwksFiles(c.subject_issuers, 'subject_issuers')));
-  const auditKeyFile = c.audit.signing_key_file;
-  if (auditKeyFile !== undefined) {
-    // As start-up loads it: a private ES256/EdDSA JWK whose private part matches its public part.
-    await loadSigningKey(auditKeyFile).catch((err: unknown) => problems.push({ key: 'audit.signing_key_file', message: readProblem(err) }));
-  }
+  problems.push(...(await checkSigningKeyFile(c.audit.signing_key_file)));
   return { problems, keys: keys.keys().length, signingKid: keys.active()?.kid };
 }

@@ -128,24 +128,18 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
   const current = opts.current ?? (() => config);
   const warning = samplingWarning(config);
   if (warning !== undefined) logger.warn(warning);
-  let faults = 0;
-  // A bug in event building must be visible but must not flood the log.
-  const onError = (err: unknown): void => {
-    faults++;
-    if (faults === 1 || faults % 1000 === 0) logger.error('event fault', { err, faults });
-  };
-  const log = new AuditLog({
+  const onError = eventFaultLogger(logger, 'event fault');
+  const log = createAuditLog({
     sinks,
     workload: config.workload.id,
-    version: VERSION,
     now: opts.now ?? Date.now,
-    ...(opts.signer !== undefined ? { signer: opts.signer } : {}),
+    signer: opts.signer,
     checkpointIntervalMs: () => current().audit.checkpoint_interval,
     timers: opts.timers,
-    onCheckpoint: () => metrics.auditCheckpoint(),
+    metrics,
     onError,
+    startNow: opts.chainStartsAtFirstEvent !== true,
   });
-  if (opts.chainStartsAtFirstEvent !== true) log.start();
   const pipeline = new DecisionPipeline({
     log,
     workload: () => current().workload.id,
@@ -157,6 +151,46 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
   // A scrape counts every Check answered before it, batched events included.
   metrics.beforeRead(() => pipeline.drain());
   return { metrics, sinks, log, pipeline };
+}
+
+/** A bug in event building must be visible but must not flood the log: the first fault, then every 1000th. */
+export function eventFaultLogger(logger: Logger, message: string): (err: unknown) => void {
+  let faults = 0;
+  return (err) => {
+    faults++;
+    if (faults === 1 || faults % 1000 === 0) logger.error(message, { err, faults });
+  };
+}
+
+/**
+ * The process's audited event stream (SPEC §8), as serve and sts build it: checkpoints
+ * counted in metrics, signed with `signer` when there is one, the chain started now unless
+ * `startNow` is false (then with the first event).
+ */
+export function createAuditLog(o: {
+  readonly sinks: readonly EventSink[];
+  readonly workload: string;
+  readonly now: () => number;
+  readonly signer: (() => CheckpointSigner | undefined) | undefined;
+  readonly checkpointIntervalMs: number | (() => number);
+  readonly timers: Timers | undefined;
+  readonly metrics: CommonMetrics;
+  readonly onError: (err: unknown) => void;
+  readonly startNow: boolean;
+}): AuditLog {
+  const log = new AuditLog({
+    sinks: o.sinks,
+    workload: o.workload,
+    version: VERSION,
+    now: o.now,
+    ...(o.signer !== undefined ? { signer: o.signer } : {}),
+    checkpointIntervalMs: o.checkpointIntervalMs,
+    ...(o.timers !== undefined ? { timers: o.timers } : {}),
+    onCheckpoint: () => o.metrics.auditCheckpoint(),
+    onError: o.onError,
+  });
+  if (o.startNow) log.start();
+  return log;
 }
 
 /** Said at start-up (and by `validate`) when sampled allow events cannot agree across sidecars. */
