@@ -14,16 +14,17 @@
 # README "Deployment" (test/deploy/dockerfile.test.ts holds the image to CI's Node major).
 ARG NODE_IMAGE=node:20.20.2-bookworm-slim@sha256:2cf067cfed83d5ea958367df9f966191a942351a2df77d6f0193e162b5febfc0
 
-# ---- build: compile TypeScript (dev dependencies live only in this stage) ----------------
+# ---- build: compile and bundle TypeScript (dev dependencies live only in this stage) -----
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/build.mjs ./scripts/
 COPY src ./src
 RUN npm run build
 
-# ---- runtime: production dependencies, compiled output and protos, nothing else ----------
+# ---- runtime: production dependencies, the bundled CLI and protos, nothing else ---------
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 # jemalloc instead of glibc's malloc: after a burst of distinct tokens glibc keeps the freed
@@ -41,7 +42,10 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: no install script of any dependency runs in the image build.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
-COPY --from=build /app/dist ./dist
+# The bundled CLI only (scripts/build.mjs): dist/main.js and its chunks, not the per-module
+# tsc output that tests and the bench import.
+COPY --from=build /app/dist/main.js /app/dist/main.js.map ./dist/
+COPY --from=build /app/dist/chunks ./dist/chunks
 COPY proto ./proto
 # Numeric, so Kubernetes can verify runAsNonRoot without a passwd lookup; it owns nothing in
 # /app (read-only at run time: readOnlyRootFilesystem works).

@@ -58,7 +58,7 @@ shutdown: { drain: 0s, grace: 2s }
  * Spawns a server and resolves once it is ready: hopguard when its `serving` log line says
  * ready (else when /readyz answers 200), base-ok when it prints its port.
  */
-export async function spawnTimed(ctx, kind, { env = {}, main } = {}) {
+export async function spawnTimed(ctx, kind, { env = {}, main, nodeOptions } = {}) {
   const t0 = performance.now();
   const isHopguard = kind !== 'base-ok';
   const args = isHopguard
@@ -66,7 +66,8 @@ export async function spawnTimed(ctx, kind, { env = {}, main } = {}) {
     : [path.join(ctx.root, 'bench/baseline-server.mjs'), 'ok'];
   const child = spawn(process.execPath, args, {
     stdio: ['ignore', isHopguard ? 'ignore' : 'pipe', isHopguard ? 'pipe' : 'inherit'],
-    env: { ...process.env, ...env },
+    // nodeOptions: V8/Node flags for this hopguard (as the image's NODE_OPTIONS sets them).
+    env: { ...process.env, ...env, ...(nodeOptions !== undefined ? { NODE_OPTIONS: nodeOptions } : {}) },
   });
   ctx.children.add(child);
   const ready = await new Promise((resolve, reject) => {
@@ -165,7 +166,7 @@ export async function footprintCase(ctx, { allocator, rounds, idleS = 8, loadS =
     const order = round % 2 === 0 ? servers : [...servers].reverse();
     const running = [];
     for (const s of order) {
-      running.push({ spec: s, server: await spawnTimed(ctx, s.kind, { env, main: s.main }) });
+      running.push({ spec: s, server: await spawnTimed(ctx, s.kind, { env, main: s.main, nodeOptions: s.nodeOptions }) });
     }
     const rows = new Map();
     for (const { spec, server } of running) {
@@ -194,7 +195,7 @@ export async function footprintCase(ctx, { allocator, rounds, idleS = 8, loadS =
  */
 export async function rateCase(ctx, { rounds, seconds = 10, warmup = 2, servers }) {
   const started = [];
-  for (const s of servers) started.push({ spec: s, server: await spawnTimed(ctx, s.kind, { main: s.main }) });
+  for (const s of servers) started.push({ spec: s, server: await spawnTimed(ctx, s.kind, { main: s.main, nodeOptions: s.nodeOptions }) });
   const rates = [100, 1000];
   const results = Object.fromEntries(rates.map((r) => [r, Object.fromEntries(servers.map((s) => [s.name, []]))]));
   for (let round = 0; round < rounds; round++) {

@@ -19,7 +19,9 @@
 //          --cpu-prof; then node bench/profile.mjs DIR)
 //          footprint/rate: --rate-seconds=10 (measured per rate run)  --load-seconds=10 (per
 //          rate in the footprint case)  --allocators=glibc,jemalloc (footprint)
-//          --compare=OTHER/dist/main.js[,…] (more hopguard builds alongside, e.g. main's)
+//          --compare=OTHER/dist/main.js[::NODE_OPTIONS][,…] (more hopguard builds alongside,
+//          e.g. main's; `::--max-semi-space-size=2` runs one with those Node/V8 flags)
+//          --node-options="…" (NODE_OPTIONS for the hopguard servers only, e.g. the image's)
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -35,7 +37,8 @@ import { drive } from './driver.mjs';
 import { footprintCase, formatFootprint, formatRate, rateCase, stopServer, writeThreeIssuerConfig } from './footprint.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
+// --key=value (the value may hold '=' itself: --node-options=--max-semi-space-size=2).
+const args = new Map(process.argv.slice(2).map((a) => /^(?:--)?([^=]*)(?:=(.*))?$/s.exec(a).slice(1)));
 const ROUNDS = Number(args.get('rounds') ?? 3);
 const N_HOT = Number(args.get('n') ?? 30000);
 const N_LAT = Number(args.get('n-latency') ?? 4000);
@@ -45,6 +48,9 @@ const ONLY = args.get('only')?.split(',');
 // --cpu-prof=DIR: hopguard runs under `node --cpu-prof`; summarize with bench/profile.mjs DIR.
 const CPU_PROF = args.get('cpu-prof');
 const SETTLE_S = Number(args.get('settle') ?? 60);
+// --node-options="…": NODE_OPTIONS for every hopguard server (not the baselines, not h2load).
+const HG_NODE_OPTIONS = args.get('node-options');
+const hgNodeEnv = HG_NODE_OPTIONS !== undefined ? { NODE_OPTIONS: HG_NODE_OPTIONS } : {};
 // The machine's load when the run starts (the figures are only as quiet as the machine).
 const LOADAVG = loadavg().map((x) => x.toFixed(2)).join(' ');
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
@@ -186,7 +192,7 @@ async function startHopguard(cacheEntries = 10000, env = {}, extra = '', name = 
   const nodeArgs = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF)}`] : [];
   const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'dist/main.js'), 'serve', '--config', cfg], {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...hgNodeEnv, ...env },
   });
   children.add(child);
   const ports = await new Promise((resolve, reject) => {
@@ -443,11 +449,13 @@ if (want('footprint') || want('rate')) {
     jemalloc: JEMALLOC,
     footprintConfig: await writeThreeIssuerConfig(dir, signer.publicJwk),
   };
-  const servers = [{ name: 'base-ok', kind: 'base-ok' }, { name: 'hopguard', kind: 'hopguard' }];
+  const servers = [{ name: 'base-ok', kind: 'base-ok' }, { name: 'hopguard', kind: 'hopguard', nodeOptions: HG_NODE_OPTIONS }];
   // --compare=A/dist/main.js,B/dist/main.js: more hopguard builds, each named by its directory.
   if (args.has('compare')) {
-    for (const main of args.get('compare').split(',')) {
-      servers.push({ name: `hopguard@${path.basename(path.resolve(main, '../..'))}`, kind: 'hopguard', main: path.resolve(main) });
+    for (const item of args.get('compare').split(',')) {
+      const [main, nodeOptions] = item.split('::');
+      const name = `hopguard@${path.basename(path.resolve(main, '../..'))}${nodeOptions ? ` ${nodeOptions}` : ''}`;
+      servers.push({ name, kind: 'hopguard', main: path.resolve(main), nodeOptions });
     }
   }
   if (want('footprint')) {

@@ -1,6 +1,7 @@
-import { fileURLToPath } from 'node:url';
+import path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { PACKAGE_ROOT } from '../lib/package-root.js';
 import { AUTHORIZATION_SERVICE_NAME, HEALTH_SERVICE_NAME } from './service-names.js';
 
 /**
@@ -10,12 +11,8 @@ import { AUTHORIZATION_SERVICE_NAME, HEALTH_SERVICE_NAME } from './service-names
  * The message shapes below are shared by both (types only).
  */
 
-/**
- * The repo's proto/ directory. This module lives in src/envoy/ (tests, tsx) or
- * dist/envoy/ (the built CLI); both are two levels below the package root, and
- * package.json ships proto/ next to dist/.
- */
-export const PROTO_DIR: string = fileURLToPath(new URL('../../proto/', import.meta.url));
+/** The package's proto/ directory (package.json ships it next to dist/). */
+export const PROTO_DIR: string = path.join(PACKAGE_ROOT, 'proto');
 
 /**
  * Decoded-object options. keepCase: field names as in the .proto (snake_case);

@@ -61,7 +61,7 @@ describe('Dockerfile', () => {
 
   it('final stage: production dependencies only, and only dist/, proto/ and package*.json', () => {
     expect(ops(final, 'RUN').join('\n')).toContain('npm ci --omit=dev --ignore-scripts');
-    expect(ops(final, 'COPY')).toEqual(['package.json package-lock.json ./', '--from=build /app/dist ./dist', 'proto ./proto']);
+    expect(ops(final, 'COPY')).toEqual(['package.json package-lock.json ./', '--from=build /app/dist/main.js /app/dist/main.js.map ./dist/', '--from=build /app/dist/chunks ./dist/chunks', 'proto ./proto']);
     expect(ops(final, 'ENV')).toContain('NODE_ENV=production');
   });
 

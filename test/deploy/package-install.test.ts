@@ -1,8 +1,8 @@
 /**
  * What the Docker image runs, without Docker: the production install of a packed copy.
  *
- *   1. compile src/ into a staging copy of the package (package.json "files" decide what
- *      else goes in), `npm pack` it;
+ *   1. build src/ into a staging copy of the package (scripts/build.mjs, as `npm run build`;
+ *      package.json "files" decide what goes in), `npm pack` it;
  *   2. extract the tarball, add package-lock.json (as the Dockerfile's COPY does) and run
  *      `npm ci --omit=dev --ignore-scripts` (the Dockerfile's command);
  *   3. start `node dist/main.js serve --config …` from there (the image's ENTRYPOINT + CMD)
@@ -15,7 +15,6 @@
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -38,7 +37,6 @@ function debianJemalloc(): string | undefined {
   }
 }
 const JEMALLOC = debianJemalloc();
-const require = createRequire(import.meta.url);
 
 const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
   name: string;
@@ -98,16 +96,14 @@ beforeAll(async () => {
 
   // 1. A fresh build of the sources (never a stale dist/), staged with what "files" lists.
   try {
-    await run(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.build.json'), '--outDir', path.join(stage, 'dist')], {
-      cwd: ROOT,
-    });
+    await run(process.execPath, [path.join(ROOT, 'scripts/build.mjs'), '--outDir', path.join(stage, 'dist')], { cwd: ROOT });
   } catch (err) {
     // The image's `npm run build` would fail the same way.
     throw new Error(`npm run build equivalent failed:\n${(err as { stdout?: string }).stdout ?? String(err)}`, { cause: err });
   }
   cpSync(path.join(ROOT, 'package.json'), path.join(stage, 'package.json'));
   for (const entry of pkg.files) {
-    if (entry === 'dist') continue;
+    if (entry.startsWith('dist')) continue;
     cpSync(path.join(ROOT, entry), path.join(stage, entry), { recursive: true });
   }
   const { stdout: packJson } = await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', tmp], { cwd: stage });
@@ -186,8 +182,11 @@ afterAll(async () => {
 }, 30_000);
 
 describe('production install of the packed package (npm pack → npm ci --omit=dev, uses the npm cache)', () => {
-  it('the tarball holds the compiled code, protos, package.json and README, and no sources or tests', () => {
+  it('the tarball holds the bundled CLI, protos, package.json and README, and no sources or tests', () => {
     expect(packedFiles).toContain('dist/main.js');
+    // The bundle (scripts/build.mjs) and its chunks; not the per-module tsc output beside it.
+    expect(packedFiles.some((f) => /^dist\/chunks\/.+\.js$/.test(f))).toBe(true);
+    expect(packedFiles.filter((f) => f.startsWith('dist/') && !/^dist\/(main\.js(\.map)?$|chunks\/)/.test(f))).toEqual([]);
     expect(packedFiles).toContain('package.json');
     expect(packedFiles.some((f) => f.startsWith('proto/') && f.endsWith('.proto'))).toBe(true);
     expect(packedFiles.filter((f) => /^(src|test|deploy|bench|node_modules)\//.test(f) || f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);

@@ -118,7 +118,8 @@ const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
   // Replay stores (memory, Redis): stateful, I/O; used by the authorizer, wired by runtime.
   replay: ['lib', 'config'],
   telemetry: ['core', 'lib', 'config', 'envoy', 'sts', 'token', 'replay', 'audit', 'version.ts'],
-  'version.ts': [],
+  // package.json's version, found through lib's package root.
+  'version.ts': ['lib'],
   // Engines, hosts and server lifecycles: wires everything below it.
   runtime: ['core', 'lib', 'config', 'token', 'envoy', 'sts', 'telemetry', 'replay', 'audit', 'version.ts'],
   // Flags and printing.
