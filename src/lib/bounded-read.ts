@@ -65,6 +65,8 @@ export function libuvPoolSize(env: Readonly<Record<string, string | undefined>> 
 const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
 /** Bytes asked of the kernel per read call. */
 const CHUNK = 64 * 1024;
+/** The smallest scratch buffer (a file may be longer than fstat said: /proc, or still being written). */
+const MIN_BUFFER = 4096;
 
 interface Outstanding {
   readonly done: Promise<Uint8Array>;
@@ -180,9 +182,19 @@ export class BoundedFileReader {
         throw ioError(e);
       }
       if (!st.isFile()) throw new BoundedReadError('not_regular', `not a regular file (${kindOf(st)})`);
-      const buf = Buffer.allocUnsafe(maxBytes + 1);
+      // Sized from fstat (+1, to see growth past it), grown by doubling up to the cap if the
+      // file is longer than it said: a cap of maxBytes + 1 for every read (1 MiB for configs)
+      // cost that much memory per read even for a 1 kB JWKS.
+      const cap = maxBytes + 1;
+      let buf = Buffer.allocUnsafe(Math.min(cap, Math.max(st.size + 1, MIN_BUFFER)));
       let total = 0;
-      while (total < buf.length) {
+      for (;;) {
+        if (total === buf.length) {
+          if (buf.length === cap) break;
+          const bigger = Buffer.allocUnsafe(Math.min(cap, buf.length * 2));
+          buf.copy(bigger, 0, 0, total);
+          buf = bigger;
+        }
         let n: number;
         try {
           ({ bytesRead: n } = await fh.read(buf, total, Math.min(CHUNK, buf.length - total), null));
@@ -193,7 +205,7 @@ export class BoundedFileReader {
         total += n;
       }
       if (total > maxBytes) throw new BoundedReadError('too_large', `larger than ${maxBytes} bytes`);
-      // A copy of exactly the content: the big scratch buffer is not kept alive by the result.
+      // A copy of exactly the content: the scratch buffer is not kept alive by the result.
       return new Uint8Array(buf.subarray(0, total));
     } finally {
       await fh.close().catch(() => undefined);

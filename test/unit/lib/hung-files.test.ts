@@ -18,8 +18,9 @@ import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { BoundedFileReader, BoundedReadError, libuvPoolSize } from '../../../src/lib/bounded-read.js';
+import { BoundedFileReader, libuvPoolSize } from '../../../src/lib/bounded-read.js';
 import { Fifos } from '../../helpers/fifo.js';
+import { readCode } from '../../helpers/bounded-read.js';
 import { generateIssuerKeys, signToken, type IssuerKeys } from '../../helpers/tokens.js';
 
 let dir: string;
@@ -49,15 +50,7 @@ function track<T>(p: Promise<T>): Promise<T> {
   return p;
 }
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (e) {
-    if (e instanceof BoundedReadError) return e.code;
-    throw e;
-  }
-}
+const codeOf = readCode;
 
 const LIMITS = { maxBytes: 1024, timeoutMs: 2_000 };
 
