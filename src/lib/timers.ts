@@ -23,6 +23,15 @@ export const realTimers: Timers = {
 };
 
 /**
+ * Real timers that keep the process alive until they fire: for work that must happen before
+ * exit (the stdout sink's held lines), unlike realTimers' background waits.
+ */
+export const refTimers: Timers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
+/**
  * The exponential step before retry `attempt` (1-based): `baseMs · 2^(attempt−1)`, capped at
  * `maxMs`. Attempts below 1 count as 1; the exponent stops growing at 30 (no overflow).
  */

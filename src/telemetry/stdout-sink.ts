@@ -10,7 +10,7 @@
  */
 // CommonJS package: the default import is module.exports, which also carries `.SonicBoom`.
 import sonicBoom from 'sonic-boom';
-import type { Timers } from '../lib/timers.js';
+import { refTimers, type Timers } from '../lib/timers.js';
 import type { EventSink } from './sink.js';
 
 const DEFAULT_STDOUT_MAX_BUFFER_BYTES = 16 * 1024 * 1024;
@@ -54,11 +54,6 @@ export interface StdoutSinkOptions {
   readonly timers?: Timers;
 }
 
-const REF_TIMERS: Timers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
-};
-
 export class StdoutSink implements EventSink {
   readonly name = 'stdout';
   private readonly boom: BoomLike;
@@ -79,7 +74,7 @@ export class StdoutSink implements EventSink {
   constructor(opts: StdoutSinkOptions = {}) {
     this.onDrop = opts.onDrop;
     this.delayMs = opts.writeDelayMs ?? 0;
-    this.timers = opts.timers ?? REF_TIMERS;
+    this.timers = opts.timers ?? refTimers;
     const dest = opts.dest ?? 1;
     this.boom =
       opts.boom ??
